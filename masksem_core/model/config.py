@@ -1,0 +1,94 @@
+"""Model, masking and target settings (the parts of a run's config the model itself reads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from masksem_core.config import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """Backbone sizes. Defaults are the NTU-60 reference (MAMP): T=120, V=25, M=2, 8+3 layers, 256 wide."""
+
+    num_frames: int = 120
+    num_joints: int = 25
+    num_persons: int = 2
+    in_channels: int = 3
+    patch_len: int = 4
+    dim: int = 256
+    depth: int = 8
+    heads: int = 8
+    mlp_ratio: float = 4.0
+    decoder_dim: int = 256
+    decoder_depth: int = 3
+    decoder_heads: int = 8
+    drop_path: float = 0.0
+    layout: str = "ntu25"
+
+    def validate(self) -> None:
+        if self.num_frames % self.patch_len:
+            raise ConfigError(f"model.num_frames={self.num_frames} must be a multiple of "
+                              f"model.patch_len={self.patch_len}")
+        if self.dim % self.heads or self.decoder_dim % self.decoder_heads:
+            raise ConfigError("model.dim / decoder_dim must be divisible by heads / decoder_heads")
+        for name in ("num_frames", "num_joints", "num_persons", "dim", "depth", "heads", "patch_len"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def num_segments(self) -> int:
+        return self.num_frames // self.patch_len
+
+    @property
+    def num_tokens(self) -> int:
+        return self.num_segments * self.num_joints
+
+
+@dataclass
+class MaskingConfig:
+    """Which tokens the student may not see.
+
+    strategy: random (MAE), motion (MAMP, temperature `tau`), semantic (MaskSem: Grad-CAM of an EMA
+    teacher). `cam_norm` chooses how the raw CAM becomes sampling weights: `reference` = x1e8 and clip
+    to [0, 1] (near-binary, as the authors' code), `minmax` per clip, `standard` (per-clip z-score /
+    `cam_temperature`, then sigmoid), `quantile` (body-part segments above the clip's `cam_quantile`
+    quantile are 1, the rest 0), `raw` (ReLU map / its per-clip max). `cam_reference` picks the
+    reference feature: `batch_mean_clip` (paper) or `batch_mean_feature` (mean of the clips' features).
+    """
+
+    strategy: Literal["random", "motion", "semantic"] = "semantic"
+    ratio: float = 0.9
+    tau: float = 0.80
+    momentum: float = 0.99
+    cam_norm: Literal["reference", "minmax", "standard", "quantile", "raw"] = "reference"
+    cam_reference: Literal["batch_mean_clip", "batch_mean_feature"] = "batch_mean_clip"
+    cam_temperature: float = 1.0
+    cam_quantile: float = 0.5
+    part_average: bool = True
+    teacher_bf16: bool = False
+
+    def validate(self) -> None:
+        if not 0.0 <= self.ratio < 1.0:
+            raise ConfigError(f"masking.ratio must be in [0, 1), got {self.ratio}")
+        if self.tau <= 0:
+            raise ConfigError(f"masking.tau must be > 0, got {self.tau}")
+        if not 0.0 <= self.momentum <= 1.0:
+            raise ConfigError(f"masking.momentum must be in [0, 1], got {self.momentum}")
+        if not 0.0 < self.cam_quantile < 1.0:
+            raise ConfigError(f"masking.cam_quantile must be in (0, 1), got {self.cam_quantile}")
+
+
+@dataclass
+class TargetConfig:
+    """Reconstruction target: velocity, acceleration or their hybrid (1 - alpha) * vel + alpha * acc."""
+
+    kind: Literal["velocity", "acceleration", "hybrid"] = "hybrid"
+    alpha: float = 0.2
+    separate_heads: bool = False
+    norm_eps: float = 1e-6
+
+    def validate(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"target.alpha must be in [0, 1], got {self.alpha}")

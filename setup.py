@@ -1,0 +1,36 @@
+"""pip install of masksem_core + masksem_ros for machines without ROS (training, replay, tests).
+
+On a ROS 2 workspace the root package is built by colcon through CMakeLists.txt instead.
+torch is deliberately unpinned here: install the build you want first (README: CPU pin or CUDA).
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="masksem",
+    version="0.1.0",
+    description="MaskSem: self-supervised skeleton action recognition for collaborative robots",
+    python_requires=">=3.10",
+    packages=find_packages(include=["masksem_core", "masksem_core.*", "masksem_ros", "masksem_ros.*"]),
+    package_data={
+        "masksem_core": ["configs/*.yaml", "resources/*", "resources/**/*"],
+        "masksem_ros": ["msg/*.msg", "config/*.yaml"],
+    },
+    include_package_data=True,
+    install_requires=[
+        "torch>=2.1",
+        "numpy>=1.24",
+        "pyyaml>=6",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+        "rosbags>=0.10",
+        "safetensors>=0.4",
+        "tensorboard>=2.14",
+    ],
+    extras_require={
+        "export": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript"],
+        "pose": ["mediapipe==0.10.21", "numpy<2"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "catkin_pkg>=1.0", "scikit-image>=0.22", "ruff>=0.6"],
+    },
+    entry_points={"console_scripts": ["masksem = masksem_core.cli:main"]},
+)
