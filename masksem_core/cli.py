@@ -12,7 +12,10 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "prepare": ("masksem_core.data.prepare_cli", "turn raw NTU/PKU/NW-UCLA/custom files into training arrays"),
+    "prepare": (
+        "masksem_core.data.prepare_cli",
+        "turn raw NTU/PKU/NW-UCLA/custom files into training arrays",
+    ),
     "pretrain": ("masksem_core.train.cli", "self-supervised pre-training (masked motion prediction)"),
     "linprobe": ("masksem_core.train.cli", "linear probe on a frozen pre-trained encoder"),
     "finetune": ("masksem_core.train.cli", "fine-tune (also semi-supervised and transfer)"),

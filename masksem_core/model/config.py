@@ -29,8 +29,9 @@ class ModelConfig:
 
     def validate(self) -> None:
         if self.num_frames % self.patch_len:
-            raise ConfigError(f"model.num_frames={self.num_frames} must be a multiple of "
-                              f"model.patch_len={self.patch_len}")
+            raise ConfigError(
+                f"model.num_frames={self.num_frames} must be a multiple of model.patch_len={self.patch_len}"
+            )
         if self.dim % self.heads or self.decoder_dim % self.decoder_heads:
             raise ConfigError("model.dim / decoder_dim must be divisible by heads / decoder_heads")
         for name in ("num_frames", "num_joints", "num_persons", "dim", "depth", "heads", "patch_len"):
