@@ -43,7 +43,8 @@ def gumbel_topk_mask(
     p, length = logits.shape
     k = num_visible(length, ratio)
     u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
-    gumbel = -torch.log(-torch.log(u.clamp_min(1e-20)).clamp_min(1e-20))
+    # parenthesised: `-torch.log(u).clamp_min(..)` would clamp the *negative* log and give NaN noise
+    gumbel = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
     score = torch.log_softmax(logits.float(), dim=1) + gumbel
     order = torch.argsort(score, dim=1)  # ascending: the lowest scores stay visible
     keep = order[:, :k].sort(dim=1).values
