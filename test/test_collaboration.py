@@ -1,0 +1,96 @@
+"""The collaboration table's state machine: mapping, priorities, min score, hysteresis, stale input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from masksem_ros.collaboration import CollaborationStateMachine, CollaborationTable
+
+TABLE = Path(__file__).resolve().parents[1] / "config" / "collaboration_table.yaml"
+
+
+def act(label: str, score: float = 0.9, pid: str = "1") -> SimpleNamespace:
+    return SimpleNamespace(label=label, score=score, person_id=pid)
+
+
+@pytest.fixture
+def sm() -> CollaborationStateMachine:
+    return CollaborationStateMachine(CollaborationTable.from_yaml(TABLE))
+
+
+def test_shipped_table_loads():
+    t = CollaborationTable.from_yaml(TABLE)
+    assert set(t.rules) == {"stop", "handover_reach", "wave"}
+    assert t.safe.speed_scale == 0.0 and t.default.speed_scale == 1.0
+    assert t.rules["handover_reach"].speed_scale == 0.3 and t.rules["stop"].enter_count == 1
+
+
+def test_safe_until_first_input_then_hysteresis_to_default(sm):
+    assert sm.tick(0.0).name == "safe" and sm.reason == "no input yet"
+    # default needs exit_count (3) consecutive fresh updates
+    assert [sm.on_actions(t, t, []).name for t in (0.1, 0.2, 0.3)] == ["safe", "safe", "default"]
+    assert sm.state.command == "resume"
+
+
+def test_enter_count_min_score_and_priority(sm):
+    for t in (0.1, 0.2, 0.3):
+        sm.on_actions(t, t, [])
+    # below the table's min score: ignored; one confident wave is not enough (enter_count 2)
+    assert sm.on_actions(0.4, 0.4, [act("wave", 0.59)]).name == "default"
+    assert sm.on_actions(0.5, 0.5, [act("wave")]).name == "default"
+    assert sm.on_actions(0.6, 0.6, [act("wave")]).name == "wave"
+    assert sm.state.command == "greet" and "wave" in sm.reason
+    # unknown labels are ignored; a stop from another person wins by priority, immediately (enter_count 1)
+    assert sm.on_actions(0.7, 0.7, [act("wave"), act("dance"), act("stop", 0.7, "2")]).name == "stop"
+    assert sm.state.speed_scale == 0.0 and "person 2" in sm.reason
+
+
+def test_flicker_does_not_switch(sm):
+    for t in (0.1, 0.2, 0.3):
+        sm.on_actions(t, t, [])
+    seq = [[act("handover_reach")], [], [act("handover_reach")], [], [act("handover_reach")]]
+    names = [sm.on_actions(0.4 + 0.1 * i, 0.4 + 0.1 * i, a).name for i, a in enumerate(seq)]
+    assert names == ["default"] * 5
+    sm.on_actions(1.0, 1.0, [act("handover_reach")])
+    assert sm.state.name == "handover_reach" and sm.state.speed_scale == 0.3
+    # leaving needs exit_count updates without it; an interruption restarts the count
+    names = [sm.on_actions(t, t, a).name for t, a in [(1.1, []), (1.2, []), (1.3, [act("handover_reach")])]]
+    assert names == ["handover_reach"] * 3
+    names = [sm.on_actions(t, t, []).name for t in (1.4, 1.5, 1.6)]
+    assert names == ["handover_reach", "handover_reach", "default"]
+
+
+def test_stale_input_goes_safe_at_once_and_recovers_with_hysteresis(sm):
+    for t in (0.1, 0.2, 0.3):
+        sm.on_actions(t, t, [])
+    assert sm.tick(1.2).name == "default"  # 0.9 s since the last input: still fresh
+    assert sm.tick(1.31).name == "safe" and sm.reason.startswith("stale")
+    # old messages (stamp more than stale_after_s before now) do not count as fresh input
+    assert sm.on_actions(5.0, 3.5, []).name == "safe"
+    assert sm.last_input == 0.3
+    assert [sm.on_actions(t, t, [act("wave")]).name for t in (5.1, 5.2)] == ["safe", "wave"]
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"min_score": 1.5}, r"'min_score' must be a number in \[0.0, 1.0\], got 1.5"),
+        ({"rules": {"wave": {"speed_scale": 2, "command": "greet"}}}, "rules.wave: field 'speed_scale'"),
+        ({"rules": {"wave": {"command": "greet"}}}, "rules.wave: needs both"),
+        ({"enter_count": 0}, "'enter_count' must be an integer"),
+        ({"safety": {}}, r"unknown field\(s\) \['safety'\]"),
+        ({"rules": {}}, "'rules' must be a non-empty mapping"),
+    ],
+)
+def test_bad_tables_name_the_field(tmp_path, patch, message):
+    data = yaml.safe_load(TABLE.read_text())
+    data.update(patch)
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match=message) as err:
+        CollaborationTable.from_yaml(path)
+    assert str(path) in str(err.value)
