@@ -70,8 +70,9 @@ def _locate_bad_joint_line(data: bytes, starts: np.ndarray, first_lines: list[in
         for i in range(first, first + NUM_JOINTS):
             toks = data[starts[i] : starts[i + 1]].split()
             if len(toks) != FIELDS_PER_JOINT:
-                raise DataFormatError(path, f"expected {FIELDS_PER_JOINT} fields, got {len(toks)}",
-                                      line=i + 1, field="joint")
+                raise DataFormatError(
+                    path, f"expected {FIELDS_PER_JOINT} fields, got {len(toks)}", line=i + 1, field="joint"
+                )
             try:
                 vals = [float(t) for t in toks]
             except ValueError:
@@ -100,8 +101,9 @@ def parse_skeleton_bytes(data: bytes, path: str = "<bytes>") -> RawSkeleton:
         raise DataFormatError(path, "empty file", line=1, field="frame count")
     num_frames = _int_line(data, starts, 0, path, "frame count")
     if num_frames < 1 or num_frames > num_lines - 1:
-        raise DataFormatError(path, f"claims {num_frames} frames but has only {num_lines} lines",
-                              line=1, field="frame count")
+        raise DataFormatError(
+            path, f"claims {num_frames} frames but has only {num_lines} lines", line=1, field="frame count"
+        )
     bodies_per_frame = np.zeros(num_frames, dtype=np.int64)
     ids: list[bytes] = []
     first_lines: list[int] = []
@@ -111,8 +113,12 @@ def parse_skeleton_bytes(data: bytes, path: str = "<bytes>") -> RawSkeleton:
     for f in range(num_frames):
         nb = _int_line(data, starts, line, path, f"body count of frame {f + 1}")
         if nb < 0 or line + 1 + nb * (2 + NUM_JOINTS) > num_lines:
-            raise DataFormatError(path, f"frame {f + 1} claims {nb} bodies; the file is too short",
-                                  line=line + 1, field="body count")
+            raise DataFormatError(
+                path,
+                f"frame {f + 1} claims {nb} bodies; the file is too short",
+                line=line + 1,
+                field="body count",
+            )
         bodies_per_frame[f] = nb
         line += 1
         if nb:
@@ -120,13 +126,15 @@ def parse_skeleton_bytes(data: bytes, path: str = "<bytes>") -> RawSkeleton:
         for _ in range(nb):
             info = data[starts[line] : starts[line + 1]].split()
             if len(info) != 10:
-                raise DataFormatError(path, f"body info line needs 10 fields, got {len(info)}",
-                                      line=line + 1, field="body info")
+                raise DataFormatError(
+                    path, f"body info line needs 10 fields, got {len(info)}", line=line + 1, field="body info"
+                )
             ids.append(info[0])
             nj = _int_line(data, starts, line + 1, path, "joint count")
             if nj != NUM_JOINTS:
-                raise DataFormatError(path, f"joint count is {nj}, expected {NUM_JOINTS}",
-                                      line=line + 2, field="joint count")
+                raise DataFormatError(
+                    path, f"joint count is {nj}, expected {NUM_JOINTS}", line=line + 2, field="joint count"
+                )
             first_lines.append(line + 2)
             frame_of_block.append(kept)
             line += 2 + NUM_JOINTS
@@ -235,5 +243,10 @@ def parse_name(name: str) -> dict[str, int]:
     """`S001C002P003R002A013` -> setup, camera, performer, replication, action (all 1-based)."""
     if len(name) < 20 or [name[i] for i in (0, 4, 8, 12, 16)] != list("SCPRA"):
         raise ValueError(f"not an NTU sample name (SsssCcccPpppRrrrAaaa): {name!r}")
-    return {"setup": int(name[1:4]), "camera": int(name[5:8]), "performer": int(name[9:12]),
-            "replication": int(name[13:16]), "action": int(name[17:20])}
+    return {
+        "setup": int(name[1:4]),
+        "camera": int(name[5:8]),
+        "performer": int(name[9:12]),
+        "replication": int(name[13:16]),
+        "action": int(name[17:20]),
+    }

@@ -11,8 +11,10 @@ from masksem_core.data.prepare import Clip, ClipStore, PrepareReport, collect, w
 from masksem_core.layouts import NTU25
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources" / "ntu"  # package data
-MISSING_LISTS = {"ntu60": "samples_with_missing_skeletons.txt",
-                 "ntu120": "NTU_RGBD120_samples_with_missing_skeletons.txt"}
+MISSING_LISTS = {
+    "ntu60": "samples_with_missing_skeletons.txt",
+    "ntu120": "NTU_RGBD120_samples_with_missing_skeletons.txt",
+}
 MAX_ACTION = {"ntu60": 60, "ntu120": 120}
 MAX_SETUP = {"ntu60": 17, "ntu120": 32}
 
@@ -60,8 +62,9 @@ def list_ntu_files(raw: Path, version: str, report: PrepareReport) -> list[str]:
     return out
 
 
-def prepare_ntu(raw: Path, out: Path, version: str, workers: int = 1, max_frames: int = 300,
-                progress: bool | None = None) -> PrepareReport:
+def prepare_ntu(
+    raw: Path, out: Path, version: str, workers: int = 1, max_frames: int = 300, progress: bool | None = None
+) -> PrepareReport:
     """Prepare NTU-60 or NTU-120 from the raw `.skeleton` files; returns the report."""
     if version not in MAX_ACTION:
         raise ValueError(f"unknown NTU version {version!r}; use ntu60 or ntu120")
@@ -71,11 +74,17 @@ def prepare_ntu(raw: Path, out: Path, version: str, workers: int = 1, max_frames
     try:
         collect(files, ntu_clip, store, report, workers=workers, desc=version, progress=progress)
         num_classes = MAX_ACTION[version]
-        splits = {stem: ntu_split_rows(store.meta, field, tr, te)
-                  for stem, (field, tr, te) in NTU_PROTOCOLS[version].items()}
+        splits = {
+            stem: ntu_split_rows(store.meta, field, tr, te)
+            for stem, (field, tr, te) in NTU_PROTOCOLS[version].items()
+        }
         centre = NTU25.joint_names[NTU25.centre_joint]
-        common = {"dataset": version, "layout": NTU25.name, "labels": action_names()[:num_classes],
-                  "centre": f"{centre} of actor 1 in its first non-zero frame"}
+        common = {
+            "dataset": version,
+            "layout": NTU25.name,
+            "labels": action_names()[:num_classes],
+            "centre": f"{centre} of actor 1 in its first non-zero frame",
+        }
         write_splits(Path(out), store, splits, num_classes, common, report)
     finally:
         store.close()

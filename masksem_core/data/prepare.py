@@ -47,8 +47,10 @@ class PrepareReport:
     outputs: list[str] = field(default_factory=list)
 
     def summary(self, max_lines: int = 20) -> str:
-        lines = [f"{self.files} files -> {self.clips} clips; {len(self.errors)} bad files, "
-                 f"{len(self.skipped)} skipped, {len(self.warnings)} warnings"]
+        lines = [
+            f"{self.files} files -> {self.clips} clips; {len(self.errors)} bad files, "
+            f"{len(self.skipped)} skipped, {len(self.warnings)} warnings"
+        ]
         for title, items in (("bad file", self.errors), ("warning", self.warnings)):
             lines += [f"  {title}: {e}" for e in items[:max_lines]]
             if len(items) > max_lines:
@@ -82,8 +84,13 @@ class _Call:
         return _safe_call(self.fn, task)
 
 
-def run_tasks(tasks: Sequence[Any], fn: Callable[[Any], list[Clip]], workers: int = 1,
-              desc: str = "prepare", progress: bool | None = None) -> Iterator[tuple[list[Clip], str | None]]:
+def run_tasks(
+    tasks: Sequence[Any],
+    fn: Callable[[Any], list[Clip]],
+    workers: int = 1,
+    desc: str = "prepare",
+    progress: bool | None = None,
+) -> Iterator[tuple[list[Clip], str | None]]:
     """Yield `(clips, error)` per task, in task order; `workers > 1` uses a process pool."""
     disable = None if progress is None else not progress  # None: tqdm shows a bar only on a terminal
     bar = tqdm(total=len(tasks), desc=desc, unit="file", disable=disable, file=sys.stderr)
@@ -124,8 +131,10 @@ class ClipStore:
         data = np.asarray(clip.data, dtype=np.float32)
         t, m, v, c = data.shape
         if v != self.num_joints or c != 3 or m > self.num_persons:
-            raise ValueError(f"{clip.name}: clip shape {data.shape} does not fit "
-                             f"(T, <= {self.num_persons}, {self.num_joints}, 3)")
+            raise ValueError(
+                f"{clip.name}: clip shape {data.shape} does not fit "
+                f"(T, <= {self.num_persons}, {self.num_joints}, 3)"
+            )
         if t > self.max_frames:
             report.warnings.append(f"{clip.name}: {t} frames, kept the first {self.max_frames}")
             t = self.max_frames
@@ -151,8 +160,15 @@ class ClipStore:
         self.path.unlink(missing_ok=True)
 
 
-def collect(tasks: Sequence[Any], fn: Callable[[Any], list[Clip]], store: ClipStore, report: PrepareReport,
-            workers: int = 1, desc: str = "prepare", progress: bool | None = None) -> None:
+def collect(
+    tasks: Sequence[Any],
+    fn: Callable[[Any], list[Clip]],
+    store: ClipStore,
+    report: PrepareReport,
+    workers: int = 1,
+    desc: str = "prepare",
+    progress: bool | None = None,
+) -> None:
     """Run every task and append its clips to `store`; errors go to `report.errors`."""
     for clips, error in run_tasks(tasks, fn, workers=workers, desc=desc, progress=progress):
         report.files += 1
@@ -164,12 +180,20 @@ def collect(tasks: Sequence[Any], fn: Callable[[Any], list[Clip]], store: ClipSt
             report.clips += 1
 
 
-def write_splits(out_dir: Path, store: ClipStore, splits: dict[str, tuple[Iterable[int], Iterable[int]]],
-                 num_classes: int, common: dict[str, Any], report: PrepareReport) -> None:
+def write_splits(
+    out_dir: Path,
+    store: ClipStore,
+    splits: dict[str, tuple[Iterable[int], Iterable[int]]],
+    num_classes: int,
+    common: dict[str, Any],
+    report: PrepareReport,
+) -> None:
     """Write `<stem>.npz` + `<stem>.json` for every split `stem -> (train rows, test rows)`."""
     if not store.names:
-        raise EmptyCorpusError("no usable clip: " + (f"all {report.files} files were bad"
-                                                    if report.files else "no input files found"))
+        raise EmptyCorpusError(
+            "no usable clip: "
+            + (f"all {report.files} files were bad" if report.files else "no input files found")
+        )
     x = store.array()
     labels = np.asarray(store.labels, dtype=np.int64)
     for stem, (train, test) in splits.items():
@@ -178,11 +202,17 @@ def write_splits(out_dir: Path, store: ClipStore, splits: dict[str, tuple[Iterab
             report.warnings.append(f"{stem}: no clip falls in this split; not written")
             continue
         side = dict(common)
-        side.update({
-            "split": stem, "num_classes": num_classes, "max_frames": store.max_frames,
-            "num_persons": store.num_persons, "num_joints": store.num_joints,
-            "train": _split_meta(store, train), "test": _split_meta(store, test),
-        })
+        side.update(
+            {
+                "split": stem,
+                "num_classes": num_classes,
+                "max_frames": store.max_frames,
+                "num_persons": store.num_persons,
+                "num_joints": store.num_joints,
+                "train": _split_meta(store, train),
+                "test": _split_meta(store, test),
+            }
+        )
         path = out_dir / f"{stem}.npz"
         write_split_npz(path, x, train, test, labels, num_classes, side)
         report.outputs.append(str(path))
@@ -190,5 +220,8 @@ def write_splits(out_dir: Path, store: ClipStore, splits: dict[str, tuple[Iterab
 
 
 def _split_meta(store: ClipStore, rows: np.ndarray) -> dict[str, list]:
-    return {"names": [store.names[i] for i in rows], "valid_lengths": [store.lengths[i] for i in rows],
-            "labels": [store.labels[i] for i in rows]}
+    return {
+        "names": [store.names[i] for i in rows],
+        "valid_lengths": [store.lengths[i] for i in rows],
+        "labels": [store.labels[i] for i in rows],
+    }

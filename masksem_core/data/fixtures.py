@@ -1,0 +1,99 @@
+"""Writers of small, deterministic raw files in the documented formats, for tests and demos.
+
+No PKU-MMD data is available here, so `write_pku_fixture` produces a miniature phase I/II release
+(skeleton, label and split files laid out as the official archives) with synthetic but plausible
+motion; the returned description says which clips preparation must produce.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from masksem_core.layouts import NTU25
+
+
+@dataclass
+class PkuFixture:
+    """What was written: root, videos, and the expected clips (name -> (label 0-based, frames))."""
+
+    root: Path
+    train_videos: list[str]
+    test_videos: list[str]
+    clips: dict[str, tuple[int, int]] = field(default_factory=dict)
+    skeleton_files: dict[str, Path] = field(default_factory=dict)
+    label_files: dict[str, Path] = field(default_factory=dict)
+
+
+def synthetic_person(num_frames: int, rng: np.random.Generator, offset: float = 0.0) -> np.ndarray:
+    """A standing NTU-25 skeleton swaying and waving: `(T, 25, 3)` float32 metres, camera space."""
+    base = np.zeros((NTU25.num_joints, 3))
+    base[:, 1] = np.linspace(0.6, -0.8, NTU25.num_joints)  # head high, feet low (roughly)
+    base[:, 0] = rng.normal(0, 0.15, NTU25.num_joints) + offset
+    base[:, 2] = 3.0 + rng.normal(0, 0.05, NTU25.num_joints)
+    t = np.arange(num_frames)[:, None, None] / 30.0
+    phase = rng.uniform(0, 2 * np.pi, (1, NTU25.num_joints, 3))
+    motion = 0.05 * np.sin(2 * np.pi * rng.uniform(0.3, 1.5) * t + phase)
+    return (base[None] + motion).astype(np.float32)
+
+
+def write_pku_fixture(
+    root: str | Path,
+    phase: int = 1,
+    num_subjects: int = 3,
+    actions_per_video: int = 3,
+    frames_per_video: int = 240,
+    seed: int = 0,
+) -> PkuFixture:
+    """Write a miniature PKU-MMD release under `root`; views L/M/R, the last subject is the test subject.
+
+    Layout: `skeleton/<video>.txt` (150 numbers a line), `label/<video>.txt` (`action,start,end,conf`),
+    `split/cross-subject.txt` and `split/cross-view.txt` (official wording, "Validataion" included).
+    Cross-view: views M and R train, L tests. Every other video of subject 1 is two-person.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for sub in ("skeleton", "label", "split"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    views = ("L", "M", "R")
+    videos = [
+        f"{s + 2:04d}-{v}" if phase == 1 else f"A{s + 1:02d}N01-{v}"
+        for s in range(num_subjects)
+        for v in views
+    ]
+    fx = PkuFixture(root, [], [])
+    for vi, video in enumerate(videos):
+        people = np.zeros((frames_per_video, 2, NTU25.num_joints, 3), dtype=np.float32)
+        people[:, 0] = synthetic_person(frames_per_video, rng)
+        if vi % 2 == 0 and vi < len(views):
+            people[:, 1] = synthetic_person(frames_per_video, rng, offset=0.8)
+        path = root / "skeleton" / f"{video}.txt"
+        np.savetxt(path, people.reshape(frames_per_video, -1), fmt="%.6f", delimiter=" ")
+        fx.skeleton_files[video] = path
+        cuts = np.sort(rng.choice(np.arange(10, frames_per_video - 10), 2 * actions_per_video, replace=False))
+        lines = []
+        for k in range(actions_per_video):
+            action = int(rng.integers(1, 52))
+            start, end = int(cuts[2 * k]), int(cuts[2 * k + 1])
+            lines.append(f"{action},{start},{end},{int(rng.integers(1, 3))}")
+            fx.clips[f"{video}_{k:03d}"] = (action - 1, end - start)
+        label = root / "label" / f"{video}.txt"
+        label.write_text("\n".join(lines) + "\n")
+        fx.label_files[video] = label
+    subjects = sorted({v.split("-")[0] for v in videos})
+    test_subject = subjects[-1]
+    cs_train = [v for v in videos if not v.startswith(test_subject)]
+    cs_test = [v for v in videos if v.startswith(test_subject)]
+    cv_train = [v for v in videos if not v.endswith("-L")]
+    cv_test = [v for v in videos if v.endswith("-L")]
+    for name, (tr, te) in {
+        "cross-subject.txt": (cs_train, cs_test),
+        "cross-view.txt": (cv_train, cv_test),
+    }.items():
+        (root / "split" / name).write_text(
+            "Training videos: \n" + ", ".join(tr) + ",\nValidataion videos: \n" + ", ".join(te) + "\n"
+        )
+    fx.train_videos, fx.test_videos = cs_train, cs_test
+    return fx
