@@ -163,7 +163,7 @@ def load_config(
     """Load `cls` from YAML (optional) plus overrides; errors name the file and the key."""
     data: dict[str, Any] = dict(base or {})
     if path is not None:
-        data = _deep_merge(data, load_yaml(path))
+        data = deep_merge(data, load_yaml(path))
     data = apply_overrides(data, list(overrides or []))
     try:
         return from_dict(cls, data)
@@ -171,8 +171,8 @@ def load_config(
         raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
 
 
-def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out = dict(a)
     for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out

@@ -1,0 +1,1 @@
+"""Training and evaluation protocols (pre-train, linear probe, fine-tune, semi-supervised, evaluate)."""

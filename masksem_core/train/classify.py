@@ -1,0 +1,277 @@
+"""Supervised protocols on a (pre-trained) encoder: linear probe, fine-tune, semi-supervised, evaluate."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from masksem_core.config import to_dict
+from masksem_core.model import ActionClassifier
+from masksem_core.train import checkpoint as ckpt
+from masksem_core.train.config import ExperimentConfig
+from masksem_core.train.distributed import cleanup
+from masksem_core.train.engine import classify_epoch, knn_top1, predict
+from masksem_core.train.loaders import EpochLoader, epoch_seed, make_dataset, seed_everything
+from masksem_core.train.optim import build_optimizer
+from masksem_core.train.results import classification_metrics, plot_confusion, write_json
+from masksem_core.train.run_env import (
+    RunEnv,
+    announce,
+    resume_from,
+    setup_run,
+    step_context,
+    train_state,
+    wrap_ddp,
+)
+
+
+def build_classifier(cfg: ExperimentConfig, num_classes: int, head: str) -> ActionClassifier:
+    """A classifier whose encoder comes from run.pretrained (pre-training or classifier checkpoint)."""
+    model = ActionClassifier(cfg.model, num_classes, head, cfg.run.head_dropout)
+    if cfg.run.pretrained:
+        payload = ckpt.load_checkpoint(cfg.run.pretrained)
+        ckpt.load_state_strict(model.encoder, ckpt.encoder_state(payload), cfg.run.pretrained)
+    return model
+
+
+def classifier_payload(
+    model: ActionClassifier, dataset: Any, cfg: ExperimentConfig, epoch: int, metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """The deployable checkpoint (docs/INTERFACES.md) that `masksem export` turns into a bundle."""
+    from masksem_core.layouts import get_layout
+
+    layout = get_layout(cfg.model.layout)
+    return {
+        "kind": "classifier",
+        "model": model.state_dict(),
+        "model_config": to_dict(cfg.model),
+        "num_classes": model.num_classes,
+        "head": model.head_kind,
+        "labels": list(_labels(dataset)),
+        "layout": layout.name,
+        "epoch": epoch,
+        "config": to_dict(cfg),
+        "data": {
+            "clip_length": cfg.model.num_frames,
+            "fps": float(getattr(dataset, "fps", 30.0) or 30.0),
+            "centre_joint": layout.centre_joint,
+        },
+        "metrics": {k: v for k, v in metrics.items() if k in ("top1", "top5", "knn_top1")},
+    }
+
+
+def _labels(dataset: Any) -> list[str]:
+    labels = getattr(dataset, "labels", None)
+    return list(labels) if labels else [f"class_{i}" for i in range(dataset.num_classes)]
+
+
+def finish(
+    env: RunEnv, name: str, metrics: dict[str, Any], labels: list[str], extra: dict | None = None
+) -> None:
+    """results.json + confusion PNG, and the headline as the last printed line."""
+    if not env.info.is_main:
+        return
+    result = {"protocol": name, **metrics, "labels": labels, **(extra or {})}
+    write_json(env.out / "results.json", result)
+    plot_confusion(
+        metrics["confusion_matrix"],
+        labels,
+        env.out / "confusion.png",
+        f"{name}: top-1 {metrics['top1']:.2f}%",
+    )
+    knn = f", kNN-{env.cfg.probe.knn_k} {metrics['knn_top1']:.2f}%" if "knn_top1" in metrics else ""
+    print(
+        f"{name} top-1 {metrics['top1']:.2f}% top-5 {metrics['top5']:.2f}%{knn} "
+        f"on {metrics['num_samples']} test clips",
+        flush=True,
+    )
+
+
+def _test_loader(cfg: ExperimentConfig, split: str | None = None, train_mode: bool = False) -> DataLoader:
+    ds = make_dataset(cfg, split or cfg.data.test_split, train=train_mode)
+    return DataLoader(
+        ds, batch_size=max(cfg.optim.batch_size, 64), shuffle=False, num_workers=cfg.data.workers
+    )
+
+
+# ------------------------------------------------------------------------------------------- linear probe
+def linprobe(cfg: ExperimentConfig) -> dict[str, Any]:
+    env = setup_run(cfg)
+    train_ds = make_dataset(cfg, cfg.data.train_split, train=True, label_fraction=cfg.data.label_fraction)
+    model = build_classifier(cfg, train_ds.num_classes, "linear").to(env.device)
+    model.encoder.requires_grad_(False)
+    t0 = time.time()
+    if cfg.probe.cache_features:
+        metrics = _probe_cached(env, model, train_ds)
+    else:
+        metrics = _train_supervised(env, model, train_ds, frozen_encoder=True)
+    metrics["wall_time_s"] = time.time() - t0
+    if env.info.is_main:
+        ckpt.save_checkpoint(
+            classifier_payload(model, train_ds, cfg, cfg.optim.epochs - 1, metrics), env.out / "classifier.pt"
+        )
+    finish(env, "linprobe", metrics, _labels(train_ds), {"pretrained": cfg.run.pretrained})
+    env.logger.close()
+    cleanup(env.info)
+    return metrics
+
+
+def _probe_cached(env: RunEnv, model: ActionClassifier, train_ds: Any) -> dict[str, Any]:
+    """Extract frozen features once, train BN+Linear on them with SGD and a cosine schedule."""
+    cfg = env.cfg
+    eval_train = make_dataset(cfg, cfg.data.train_split, train=False, label_fraction=cfg.data.label_fraction)
+    views = [
+        predict(model, DataLoader(eval_train, batch_size=128), env.device, cfg.run.precision, features=True)
+    ]
+    for v in range(1, cfg.probe.train_views):
+        seed_everything(epoch_seed(cfg.run.seed, 10_000 + v))
+        views.append(
+            predict(model, DataLoader(train_ds, batch_size=128), env.device, cfg.run.precision, features=True)
+        )
+    train_x = torch.from_numpy(np.concatenate([x for x, _ in views]))
+    train_y = torch.from_numpy(np.concatenate([y for _, y in views])).long()
+    test_x, test_y = predict(model, _test_loader(cfg), env.device, cfg.run.precision, features=True)
+    knn = knn_top1(views[0][0], views[0][1], test_x, test_y, cfg.probe.knn_k)
+    head = model.head.to(env.device)
+    optimizer = build_optimizer(head, cfg.optim, cfg.model.depth)
+    ctx = step_context(env, optimizer)
+    loader = DataLoader(
+        TensorDataset(train_x, train_y),
+        batch_size=cfg.optim.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(cfg.run.seed),
+    )
+
+    class _HeadOnly(torch.nn.Module):
+        def __init__(self, head: torch.nn.Module) -> None:
+            super().__init__()
+            self.head = head
+
+        def forward(self, f: torch.Tensor) -> torch.Tensor:
+            return self.head(f, f)
+
+    wrapper = _HeadOnly(head)
+    for epoch in range(cfg.optim.epochs):
+        seed_everything(epoch_seed(cfg.run.seed, epoch))
+        stats = classify_epoch(wrapper, loader, ctx, epoch)
+        env.logger.log(epoch + 1, {"epoch": epoch + 1, **stats})
+    wrapper.eval()
+    with torch.no_grad():
+        logits = wrapper(torch.from_numpy(test_x).to(env.device)).float().cpu().numpy()
+    metrics = classification_metrics(logits, test_y, model.num_classes)
+    metrics["knn_top1"] = knn
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------- fine-tune
+def finetune(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
+    """Fine-tune; with data.label_fraction and run.semi_draws > 1, repeat over seeded label draws."""
+    if cfg.run.semi_draws <= 1:
+        return _finetune_once(cfg, resume)
+    import copy
+
+    draws = []
+    for d in range(cfg.run.semi_draws):
+        sub = copy.deepcopy(cfg)
+        sub.data.label_seed = cfg.data.label_seed + d
+        sub.run.out_dir = str(Path(cfg.run.out_dir) / f"draw{d}")
+        sub.run.semi_draws = 1
+        draws.append(_finetune_once(sub, resume))
+    top1 = np.array([m["top1"] for m in draws])
+    summary = {
+        "protocol": "semi-supervised finetune",
+        "label_fraction": cfg.data.label_fraction,
+        "draws": len(draws),
+        "top1_per_draw": top1.tolist(),
+        "top1_mean": float(top1.mean()),
+        "top1_std": float(top1.std(ddof=1)) if len(top1) > 1 else 0.0,
+    }
+    write_json(Path(cfg.run.out_dir) / "results.json", summary)
+    print(
+        f"semi-supervised ({cfg.data.label_fraction:.0%} labels, {len(draws)} draws) top-1 "
+        f"{summary['top1_mean']:.2f} ± {summary['top1_std']:.2f}%",
+        flush=True,
+    )
+    return summary
+
+
+def _finetune_once(cfg: ExperimentConfig, resume: bool) -> dict[str, Any]:
+    env = setup_run(cfg)
+    train_ds = make_dataset(cfg, cfg.data.train_split, train=True, label_fraction=cfg.data.label_fraction)
+    model = build_classifier(cfg, train_ds.num_classes, cfg.run.head).to(env.device)
+    t0 = time.time()
+    metrics = _train_supervised(env, model, train_ds, frozen_encoder=False, resume=resume)
+    metrics["wall_time_s"] = time.time() - t0
+    finish(
+        env,
+        "finetune",
+        metrics,
+        _labels(train_ds),
+        {"pretrained": cfg.run.pretrained, "label_fraction": cfg.data.label_fraction},
+    )
+    env.logger.close()
+    cleanup(env.info)
+    return metrics
+
+
+def _train_supervised(
+    env: RunEnv, model: ActionClassifier, train_ds: Any, frozen_encoder: bool, resume: bool = False
+) -> dict[str, Any]:
+    """Epoch loop with periodic evaluation, best/last classifier checkpoints and exact resume."""
+    cfg = env.cfg
+    optimizer = build_optimizer(model, cfg.optim, cfg.model.depth)
+    ctx = step_context(env, optimizer)
+    last, best_path = env.out / "last.pt", env.out / "classifier.pt"
+    start, extra = 0, {"best_top1": -1.0}
+    if resume and last.exists():
+        start, extra = resume_from(last, model, optimizer, ctx.scaler)
+        announce(env, f"resumed from {last} at epoch {start + 1}")
+    ddp = wrap_ddp(model, env)
+    train = EpochLoader(train_ds, cfg.optim.batch_size, True, True, cfg, env.info, env.device)
+    test = _test_loader(cfg)
+    metrics: dict[str, Any] = {}
+    for epoch in range(start, cfg.optim.epochs):
+        seed_everything(epoch_seed(cfg.run.seed, epoch, env.info.rank))
+        train.set_epoch(epoch)
+        if frozen_encoder:
+            model.encoder.eval()
+        stats = classify_epoch(ddp, train, ctx, epoch, cfg.optim.label_smoothing)
+        final = epoch + 1 == cfg.optim.epochs
+        if final or (epoch + 1) % cfg.run.eval_every == 0:
+            logits, labels = predict(model, test, env.device, cfg.run.precision)
+            metrics = classification_metrics(logits, labels, model.num_classes)
+            stats["test_top1"] = metrics["top1"]
+            if env.info.is_main and metrics["top1"] > extra["best_top1"]:
+                extra["best_top1"] = metrics["top1"]
+                ckpt.save_checkpoint(classifier_payload(model, train_ds, cfg, epoch, metrics), best_path)
+        env.logger.log(epoch + 1, {"epoch": epoch + 1, **stats})
+        if env.info.is_main and ((epoch + 1) % cfg.run.save_every == 0 or final):
+            ckpt.save_checkpoint(
+                train_state("classifier-train", model, optimizer, ctx.scaler, epoch, cfg, extra), last
+            )
+    metrics["best_top1"] = extra["best_top1"]
+    return metrics
+
+
+# ----------------------------------------------------------------------------------------------- evaluate
+def evaluate(cfg: ExperimentConfig, checkpoint: str) -> dict[str, Any]:
+    env = setup_run(cfg)
+    model, meta = ckpt.load_classifier(checkpoint)
+    model.to(env.device)
+    loader = _test_loader(cfg)
+    logits, labels = predict(model, loader, env.device, cfg.run.precision)
+    metrics = classification_metrics(logits, labels, model.num_classes)
+    finish(
+        env,
+        "evaluate",
+        metrics,
+        list(meta.get("labels") or _labels(loader.dataset)),
+        {"checkpoint": checkpoint},
+    )
+    cleanup(env.info)
+    return metrics

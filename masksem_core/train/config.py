@@ -1,0 +1,91 @@
+"""The experiment config: one YAML per run (model, masking, target, data, optimisation, run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from masksem_core.config import ConfigError
+from masksem_core.model.config import MaskingConfig, ModelConfig, TargetConfig
+
+
+@dataclass
+class DataConfig:
+    """Where the prepared arrays are and how clips are augmented (see masksem_core.data.feeder)."""
+
+    path: str = ""
+    train_split: str = "train"
+    test_split: str = "test"
+    rotate: bool = True
+    min_crop_frames: int = 64
+    min_crop_fraction: float | None = None
+    stream: Literal["joint", "bone", "velocity"] = "joint"
+    label_fraction: float | None = None
+    label_seed: int = 0
+    workers: int = 0
+    pin_memory: bool = False
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and per-iteration cosine schedule with linear warm-up."""
+
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    epochs: int = 400
+    warmup_epochs: float = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr: float = 5e-4
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    momentum: float = 0.9
+    layer_decay: float = 1.0
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("optim.epochs and optim.batch_size must be >= 1")
+        if self.lr <= 0 or self.min_lr < 0:
+            raise ConfigError("optim.lr must be > 0 and optim.min_lr >= 0")
+
+
+@dataclass
+class ProbeConfig:
+    """Linear-probe specifics. cache_features trains the head on features extracted once (test-time
+    crop, plus `train_views` augmented views), which is exact for a frozen encoder up to augmentation
+    and makes 100 probe epochs take seconds on a CPU."""
+
+    cache_features: bool = True
+    train_views: int = 1
+    knn_k: int = 20
+
+
+@dataclass
+class RunConfig:
+    out_dir: str = "runs/default"
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    deterministic: bool = False
+    save_every: int = 10
+    eval_every: int = 10
+    log_every: int = 20
+    init_from: str | None = None
+    pretrained: str | None = None
+    head: Literal["linear", "finetune"] = "finetune"
+    head_dropout: float = 0.0
+    semi_draws: int = 1
+    max_steps_per_epoch: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    run: RunConfig = field(default_factory=RunConfig)

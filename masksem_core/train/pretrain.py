@@ -1,0 +1,82 @@
+"""Self-supervised pre-training protocol (`masksem pretrain`)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from masksem_core.model import MaskSemPretrainer
+from masksem_core.train import checkpoint as ckpt
+from masksem_core.train.config import ExperimentConfig
+from masksem_core.train.distributed import cleanup
+from masksem_core.train.engine import pretrain_epoch
+from masksem_core.train.loaders import EpochLoader, epoch_seed, make_dataset, seed_everything
+from masksem_core.train.optim import build_optimizer
+from masksem_core.train.results import write_json
+from masksem_core.train.run_env import announce, resume_from, setup_run, step_context, train_state, wrap_ddp
+
+
+def pretrain(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
+    env = setup_run(cfg)
+    model = MaskSemPretrainer(cfg.model, cfg.masking, cfg.target).to(env.device)
+    if cfg.run.init_from:
+        payload = ckpt.load_checkpoint(cfg.run.init_from)
+        ckpt.load_state_strict(model.encoder, ckpt.encoder_state(payload), cfg.run.init_from)
+        dec = {k.removeprefix("decoder."): v for k, v in payload["model"].items() if k.startswith("decoder.")}
+        if dec:
+            ckpt.load_state_strict(model.decoder, dec, cfg.run.init_from)
+        model.reset_teacher()
+        announce(env, f"initialised encoder{' and decoder' if dec else ''} from {cfg.run.init_from}")
+    optimizer = build_optimizer(model, cfg.optim, cfg.model.depth)
+    ctx = step_context(env, optimizer)
+    start = 0
+    last = env.out / "last.pt"
+    if resume and last.exists():
+        start, _ = resume_from(last, model, optimizer, ctx.scaler)
+        announce(env, f"resumed from {last} at epoch {start + 1}")
+    ddp = wrap_ddp(model, env)
+    train = EpochLoader(
+        make_dataset(cfg, cfg.data.train_split, train=True),
+        cfg.optim.batch_size,
+        True,
+        True,
+        cfg,
+        env.info,
+        env.device,
+    )
+    stats: dict[str, float] = {}
+    t0 = time.time()
+    for epoch in range(start, cfg.optim.epochs):
+        seed_everything(epoch_seed(cfg.run.seed, epoch, env.info.rank))
+        train.set_epoch(epoch)
+        stats = pretrain_epoch(ddp, train, ctx, epoch)
+        stats["epoch"] = epoch + 1
+        stats["elapsed_s"] = time.time() - t0
+        env.logger.log(epoch + 1, stats)
+        if env.info.is_main:
+            if (epoch + 1) % cfg.run.save_every == 0 or epoch + 1 == cfg.optim.epochs:
+                ckpt.save_checkpoint(train_state("pretrain", model, optimizer, ctx.scaler, epoch, cfg), last)
+            print(
+                f"epoch {epoch + 1}/{cfg.optim.epochs} loss {stats['loss']:.4f} "
+                f"mask {stats.get('mask_ratio', 0):.3f} motion masked/kept "
+                f"{stats.get('motion_masked', 0):.4f}/{stats.get('motion_kept', 0):.4f}"
+                + (
+                    f" cam masked/kept {stats['cam_masked']:.3f}/{stats['cam_kept']:.3f}"
+                    if "cam_masked" in stats
+                    else ""
+                ),
+                flush=True,
+            )
+    result = {
+        "final_loss": stats.get("loss"),
+        "epochs": cfg.optim.epochs,
+        "wall_time_s": time.time() - t0,
+        "last_epoch_stats": stats,
+        "checkpoint": str(last),
+    }
+    if env.info.is_main:
+        write_json(env.out / "results.json", result)
+        announce(env, f"pretrain done: final loss {stats.get('loss', float('nan')):.4f} -> {last}")
+    env.logger.close()
+    cleanup(env.info)
+    return result

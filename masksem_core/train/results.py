@@ -1,0 +1,117 @@
+"""Run outputs: classification metrics, results.json (atomic), confusion-matrix PNG, CSV/TensorBoard logs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from masksem_core.train.checkpoint import atomic_write_bytes
+
+
+def classification_metrics(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
+    """top-1, top-5, per-class accuracy and the confusion matrix (rows: truth, columns: prediction)."""
+    pred = logits.argmax(axis=1)
+    k = min(5, logits.shape[1])
+    top5 = np.argsort(-logits, axis=1)[:, :k]
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(confusion, (labels, pred), 1)
+    support = confusion.sum(axis=1)
+    per_class = np.where(support > 0, np.diag(confusion) / np.maximum(support, 1), np.nan)
+    return {
+        "top1": float((pred == labels).mean() * 100) if len(labels) else 0.0,
+        "top5": float((top5 == labels[:, None]).any(axis=1).mean() * 100) if len(labels) else 0.0,
+        "num_samples": int(len(labels)),
+        "per_class_accuracy": [None if np.isnan(a) else float(a * 100) for a in per_class],
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    atomic_write_bytes(Path(path), (json.dumps(data, indent=2) + "\n").encode())
+
+
+def plot_confusion(
+    confusion: np.ndarray | list, labels: list[str], path: str | Path, title: str = ""
+) -> None:
+    """Row-normalised confusion matrix as a PNG (written atomically)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(confusion, dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    n = len(cm)
+    size = max(4.0, min(16.0, 0.45 * n + 2))
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), labels[:n], rotation=90, fontsize=7)
+    ax.set_yticks(range(n), labels[:n], fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                if cm[i, j]:
+                    ax.text(
+                        j,
+                        i,
+                        int(cm[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+class RunLogger:
+    """Appends one CSV row per epoch and mirrors scalars to TensorBoard (when it is installed)."""
+
+    def __init__(self, out_dir: Path, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.csv_path = out_dir / "log.csv"
+        self.fields: list[str] | None = None
+        self.tb = None
+        if enabled:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out_dir / "tensorboard"))
+            except ImportError:  # tensorboard is optional
+                self.tb = None
+
+    def log(self, step: int, row: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        if self.csv_path.exists() and self.fields is None:
+            with self.csv_path.open() as f:
+                header = f.readline().strip()
+            self.fields = header.split(",") if header else None
+        if self.fields is None:
+            self.fields = list(row)
+            with self.csv_path.open("w", newline="") as f:
+                csv.writer(f).writerow(self.fields)
+        with self.csv_path.open("a", newline="") as f:
+            csv.writer(f).writerow([row.get(k, "") for k in self.fields])
+        if self.tb is not None:
+            for k, v in row.items():
+                if isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
