@@ -1,0 +1,288 @@
+"""Model bundles: everything the runtime needs to recognise actions, in one directory or archive.
+
+A bundle is `weights.safetensors` (tensors only: loading it can never run code) plus `bundle.yaml`
+(model config, head, labels, joint layout, clip length, frame rate, window length, normalisation and
+the weights' SHA-256). The ROS nodes, bag replay and the recogniser take nothing but a bundle path,
+so a model trained anywhere runs on a robot without its training config or code version.
+A `.tar`, `.tar.gz`/`.tgz` or `.zip` of that directory loads the same way, read in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from masksem_core.config import ConfigError, from_dict, to_dict
+from masksem_core.layouts import SkeletonLayout, get_layout
+from masksem_core.model.classifier import ActionClassifier
+from masksem_core.model.config import ModelConfig
+
+FORMAT = "masksem-bundle"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "weights.safetensors"
+META_FILE = "bundle.yaml"
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+DEFAULT_CROP_RATIO = 0.95  # the training feeder's test-time centre crop (METHOD.md)
+
+
+class BundleError(RuntimeError):
+    """A bundle cannot be used; the message names the file and the field."""
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle. `model` is in eval mode on the CPU in fp32."""
+
+    model: ActionClassifier
+    labels: list[str]
+    layout: SkeletonLayout
+    clip_length: int
+    fps: float
+    window_frames: int
+    normalisation: dict[str, Any]
+    path: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_persons(self) -> int:
+        return self.model.cfg.num_persons
+
+    @property
+    def centre_joint(self) -> int:
+        return int(self.normalisation["centre_joint"])
+
+    @property
+    def crop_ratio(self) -> float:
+        return float(self.normalisation.get("crop_ratio", 1.0))
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def bundle_files(
+    model: ActionClassifier,
+    labels: list[str],
+    layout: str | SkeletonLayout,
+    fps: float,
+    window_frames: int | None = None,
+    normalisation: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, bytes]:
+    """The bundle's files as bytes (name -> content), validated; `save_bundle` writes them."""
+    lay = get_layout(layout) if isinstance(layout, str) else layout
+    cfg: ModelConfig = model.cfg
+    if len(labels) != model.num_classes:
+        raise BundleError(f"{len(labels)} labels for a model with {model.num_classes} classes")
+    if lay.num_joints != cfg.num_joints:
+        raise BundleError(f"layout {lay.name} has {lay.num_joints} joints, the model {cfg.num_joints}")
+    if not fps > 0:
+        raise BundleError(f"fps must be > 0, got {fps}")
+    norm = {"centre_joint": lay.centre_joint, "crop_ratio": DEFAULT_CROP_RATIO, **(normalisation or {})}
+    state = {
+        k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous().clone()
+        for k, v in model.state_dict().items()
+    }
+    weights = save_safetensors(state)
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_config": to_dict(cfg),
+        "num_classes": int(model.num_classes),
+        "head": model.head_kind,
+        "labels": [str(x) for x in labels],
+        "layout": lay.name,
+        "clip_length": int(cfg.num_frames),
+        "fps": float(fps),
+        "window_frames": int(window_frames or cfg.num_frames),
+        "normalisation": {k: (float(v) if k == "crop_ratio" else v) for k, v in norm.items()},
+        "weights": WEIGHTS_FILE,
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        **(extra or {}),
+    }
+    return {WEIGHTS_FILE: weights, META_FILE: yaml.safe_dump(meta, sort_keys=False).encode()}
+
+
+def save_bundle(
+    out_dir: str | Path,
+    model: ActionClassifier,
+    labels: list[str],
+    layout: str | SkeletonLayout,
+    fps: float,
+    window_frames: int | None = None,
+    normalisation: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a bundle directory (or archive, by suffix); see `write_bundle`."""
+    return write_bundle(
+        out_dir, bundle_files(model, labels, layout, fps, window_frames, normalisation, extra)
+    )
+
+
+def write_bundle(out: str | Path, files: dict[str, bytes]) -> Path:
+    """Write bundle files to a directory, or to an archive when `out` ends in an archive suffix.
+
+    In a directory each file is replaced atomically and bundle.yaml last; as it records the weights'
+    digest, a reader never accepts a half-updated bundle."""
+    out = Path(out)
+    if is_archive(out):
+        return write_archive(out, files)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in sorted(files, key=lambda n: n == META_FILE):
+        atomic_write(out / name, files[name])
+    return out
+
+
+def write_archive(out_file: str | Path, files: dict[str, bytes]) -> Path:
+    """Pack bundle files into a .tar/.tar.gz/.tgz/.zip, atomically."""
+    out = Path(out_file)
+    buf = io.BytesIO()
+    if out.name.endswith(".zip"):
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, data in files.items():
+                zf.writestr(name, data)
+    else:
+        mode = "w:gz" if out.name.endswith((".tar.gz", ".tgz")) else "w"
+        with tarfile.open(fileobj=buf, mode=mode) as tf:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, buf.getvalue())
+    return out
+
+
+def is_archive(path: str | Path) -> bool:
+    return Path(path).name.endswith(ARCHIVE_SUFFIXES)
+
+
+def read_bundle_files(
+    path: str | Path, names: tuple[str, ...] = (META_FILE, WEIGHTS_FILE)
+) -> dict[str, bytes]:
+    """The named files of a bundle directory or archive (members may sit in one top-level folder)."""
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"bundle not found: {path}")
+    out: dict[str, bytes] = {}
+    try:
+        if path.is_dir():
+            for name in names:
+                if (path / name).is_file():
+                    out[name] = (path / name).read_bytes()
+        elif path.name.endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                for member in zf.namelist():
+                    if Path(member).name in names:
+                        out[Path(member).name] = zf.read(member)
+        elif is_archive(path):
+            with tarfile.open(path) as tf:
+                for member in tf.getmembers():
+                    if member.isfile() and Path(member.name).name in names:
+                        f = tf.extractfile(member)
+                        if f is not None:
+                            out[Path(member.name).name] = f.read()
+        else:
+            raise BundleError(f"{path}: a bundle is a directory or one of {', '.join(ARCHIVE_SUFFIXES)}")
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise BundleError(f"bundle {path} cannot be read: {exc}") from None
+    for name in (META_FILE, WEIGHTS_FILE):
+        if name in names and name not in out:
+            raise BundleError(f"bundle {path} has no {name}")
+    return out
+
+
+def _field(meta: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in meta:
+        raise BundleError(f"{where}: missing field {key!r}")
+    value = meta[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise BundleError(f"{where}: field {key!r} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
+    """Load a bundle directory or archive; errors name the file and the field at fault."""
+    path = Path(path)
+    files = read_bundle_files(path)
+    where = f"{path}/{META_FILE}" if path.is_dir() else f"{path}:{META_FILE}"
+    try:
+        meta = yaml.safe_load(files[META_FILE]) or {}
+    except yaml.YAMLError as exc:
+        raise BundleError(f"{where}: not valid YAML: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise BundleError(f"{where}: not a MaskSem bundle (format must be {FORMAT!r})")
+    version = _field(meta, "format_version", int, where)
+    if version > FORMAT_VERSION:
+        raise BundleError(f"{where}: format_version {version} is newer than this runtime ({FORMAT_VERSION})")
+    weights = files[WEIGHTS_FILE]
+    digest = meta.get("weights_sha256")
+    if verify and digest is not None and hashlib.sha256(weights).hexdigest() != digest:
+        raise BundleError(
+            f"{path}: {WEIGHTS_FILE} does not match weights_sha256 in {META_FILE} (corrupted or half-written)"
+        )
+    try:
+        cfg = from_dict(ModelConfig, _field(meta, "model_config", dict, where), prefix="model_config.")
+        layout = get_layout(_field(meta, "layout", str, where))
+    except (ConfigError, KeyError) as exc:
+        raise BundleError(f"{where}: {exc}") from None
+    labels = [str(x) for x in _field(meta, "labels", list, where)]
+    num_classes = _field(meta, "num_classes", int, where)
+    if len(labels) != num_classes:
+        raise BundleError(f"{where}: {len(labels)} labels but num_classes is {num_classes}")
+    head = _field(meta, "head", str, where)
+    if head not in ("linear", "finetune"):
+        raise BundleError(f"{where}: field 'head' must be linear or finetune, got {head!r}")
+    fps = _field(meta, "fps", float, where)
+    window = _field(meta, "window_frames", int, where)
+    clip = _field(meta, "clip_length", int, where)
+    norm = _field(meta, "normalisation", dict, where)
+    if fps <= 0 or window < 2 or clip != cfg.num_frames or layout.num_joints != cfg.num_joints:
+        raise BundleError(
+            f"{where}: inconsistent fps={fps} window_frames={window} clip_length={clip} "
+            f"layout={layout.name} for model_config num_frames={cfg.num_frames} "
+            f"num_joints={cfg.num_joints}"
+        )
+    if not 0 <= int(norm.get("centre_joint", -1)) < layout.num_joints:
+        raise BundleError(f"{where}: normalisation.centre_joint must be a joint index of {layout.name}")
+    if not 0.0 < float(norm.get("crop_ratio", 1.0)) <= 1.0:
+        raise BundleError(f"{where}: normalisation.crop_ratio must be in (0, 1]")
+    model = ActionClassifier(cfg, num_classes, head)
+    try:
+        state = load_safetensors(weights)
+        model.load_state_dict(state, strict=True)
+    except Exception as exc:  # safetensors / torch raise several types for bad bytes or wrong keys
+        raise BundleError(f"{path}/{WEIGHTS_FILE} does not fit the model in {META_FILE}: {exc}") from None
+    model.eval()
+    return Bundle(
+        model=model,
+        labels=labels,
+        layout=layout,
+        clip_length=clip,
+        fps=fps,
+        window_frames=window,
+        normalisation=dict(norm),
+        path=path,
+        meta=meta,
+    )

@@ -1,0 +1,195 @@
+"""Export a trained classifier: model bundle, TorchScript or ONNX (encoder + head in one graph).
+
+The classifier skips absent person slots and averages over present ones with `index_add_`, which the
+ONNX exporter turns into a scatter that overwrites instead of adding. `ExportableClassifier` computes
+the same numbers with a one-hot matrix product instead (checked against the original in the tests), so
+the exported graph still encodes only the present persons and stays batch-size dynamic.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from masksem_core.config import ConfigError, from_dict
+from masksem_core.model.classifier import ActionClassifier, LinearProbeHead
+from masksem_core.model.config import ModelConfig
+from masksem_core.runtime.bundle import Bundle, BundleError, bundle_files, write_bundle
+
+ONNX_FILE = "model.onnx"
+TORCHSCRIPT_FILE = "model.torchscript.pt"
+
+
+class ExportableClassifier(nn.Module):
+    """Same function as `ActionClassifier.forward`, written with export-friendly ops."""
+
+    def __init__(self, model: ActionClassifier) -> None:
+        super().__init__()
+        self.model = model
+        # The linear probe's BatchNorm sits on a feature whose size the exporter cannot infer after the
+        # data-dependent person selection; in eval mode it is affine, so fold it into the Linear.
+        self.probe = fold_linear_probe(model.head) if isinstance(model.head, LinearProbeHead) else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, t, v, m = x.shape
+        cfg = self.model.cfg
+        present = x.abs().amax(dim=(1, 2, 3)) > 0  # (N, M); a clip with nobody keeps slot 0
+        first = torch.arange(m, device=x.device) == 0
+        present = present | (first[None, :] & ~present.any(dim=1, keepdim=True))
+        folded = x.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v)
+        flat = present.reshape(-1).nonzero().squeeze(1)  # (P,)
+        feats = self.model.encoder.encode(folded.index_select(0, flat))  # (P, S*V, D)
+        per_seq = feats.reshape(-1, t // cfg.patch_len, v, cfg.dim).mean(dim=1)  # (P, V, D)
+        clip = torch.div(flat, m, rounding_mode="floor")
+        onehot = (clip[None, :] == torch.arange(n, device=x.device)[:, None]).to(per_seq.dtype)  # (N, P)
+        per_joint = (
+            torch.einsum("np,pvd->nvd", onehot, per_seq) / onehot.sum(dim=1).clamp(min=1)[:, None, None]
+        )
+        per_joint = per_joint.reshape(
+            -1, cfg.num_joints, cfg.dim
+        )  # static channel size for the head's BatchNorm export
+        pooled = per_joint.mean(dim=1)
+        return self.probe(pooled) if self.probe is not None else self.model.head(pooled, per_joint)
+
+
+def fold_linear_probe(head: LinearProbeHead) -> nn.Linear:
+    """BatchNorm1d (eval, no affine) followed by Linear, as one Linear with the same function."""
+    norm, fc = head.norm, head.fc
+    assert norm.running_mean is not None and norm.running_var is not None
+    inv_std = torch.rsqrt(norm.running_var.double() + norm.eps)
+    folded = nn.Linear(fc.in_features, fc.out_features)
+    with torch.no_grad():
+        weight = fc.weight.double() * inv_std[None, :]
+        folded.weight.copy_(weight)
+        folded.bias.copy_(fc.bias.double() - weight @ norm.running_mean.double())
+    return folded.eval()
+
+
+def load_classifier_checkpoint(path: str | Path) -> tuple[ActionClassifier, dict[str, Any]]:
+    """Read a training classifier checkpoint (docs/INTERFACES.md keys) with weights_only=True."""
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, pickle with code, ...
+        raise BundleError(f"{path}: cannot be read as a weights-only checkpoint: {exc}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != "classifier":
+        kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise BundleError(f"{path}: field 'kind' must be 'classifier', got {kind!r}")
+    for key in ("model", "model_config", "num_classes", "head", "labels", "layout"):
+        if key not in ckpt:
+            raise BundleError(f"{path}: missing field {key!r}")
+    try:
+        cfg = from_dict(ModelConfig, ckpt["model_config"], prefix="model_config.")
+    except ConfigError as exc:
+        raise BundleError(f"{path}: {exc}") from None
+    model = ActionClassifier(cfg, int(ckpt["num_classes"]), ckpt["head"])
+    try:
+        model.load_state_dict(ckpt["model"], strict=True)
+    except RuntimeError as exc:
+        raise BundleError(f"{path}: field 'model' does not fit model_config: {exc}") from None
+    meta = {k: v for k, v in ckpt.items() if k != "model"}
+    return model.eval(), meta
+
+
+def example_input(model: ActionClassifier, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """A plausible clip batch with every person slot present (tracing must see the general case)."""
+    cfg = model.cfg
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.randn(batch, cfg.in_channels, cfg.num_frames, cfg.num_joints, cfg.num_persons, generator=g)
+        * 0.3
+    )
+
+
+def onnx_bytes(model: ActionClassifier, opset: int = 17) -> bytes:
+    """The classifier as ONNX (legacy TorchScript-based exporter, `dynamo=False`; dynamic batch)."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape checks that are constant here
+        torch.onnx.export(
+            ExportableClassifier(model).eval(),
+            (example_input(model),),
+            buf,
+            dynamo=False,
+            input_names=["clips"],
+            output_names=["logits"],
+            opset_version=opset,
+            dynamic_axes={"clips": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    return buf.getvalue()
+
+
+def torchscript_bytes(model: ActionClassifier) -> bytes:
+    """The classifier traced to TorchScript (loadable with torch.jit.load, no Python model code)."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(
+            ExportableClassifier(model).eval(), (example_input(model),), check_trace=False
+        )
+    buf = io.BytesIO()
+    torch.jit.save(traced, buf)
+    return buf.getvalue()
+
+
+def onnx_max_abs_diff(model: ActionClassifier, onnx_model: bytes, x: torch.Tensor) -> float:
+    """Max |ONNX Runtime - PyTorch| of the logits on `x` (the export's parity check)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
+    got = session.run(None, {"clips": x.numpy().astype(np.float32)})[0]
+    with torch.inference_mode():
+        want = model(x).numpy()
+    return float(np.abs(got - want).max())
+
+
+def export(
+    model: ActionClassifier,
+    meta: dict[str, Any],
+    out: str | Path,
+    fmt: str = "bundle",
+    fps: float | None = None,
+    window_frames: int | None = None,
+    opset: int = 17,
+) -> Path:
+    """Write a bundle directory or archive at `out`; `fmt` torchscript/onnx adds that model file to it."""
+    data = meta.get("data") or {}
+    fps = fps or data.get("fps")
+    if not fps:
+        raise BundleError(
+            "the checkpoint's data.fps is missing: pass --fps (the frame rate the model was "
+            "trained at, e.g. 30 for NTU)"
+        )
+    norm = meta.get("normalisation") or (
+        {"centre_joint": int(data["centre_joint"])} if "centre_joint" in data else None
+    )
+    window_frames = window_frames or meta.get("window_frames")
+    source = {k: meta[k] for k in ("epoch", "metrics") if k in meta} or meta.get("source") or {}
+    extra: dict[str, Any] = {"source": source}
+    artifacts: dict[str, bytes] = {}
+    if fmt == "onnx":
+        artifacts[ONNX_FILE] = onnx_bytes(model, opset)
+    elif fmt == "torchscript":
+        artifacts[TORCHSCRIPT_FILE] = torchscript_bytes(model)
+    elif fmt != "bundle":
+        raise BundleError(f"unknown export format {fmt!r}; use bundle, torchscript or onnx")
+    if artifacts:
+        extra["artifacts"] = {fmt: next(iter(artifacts))}
+    files = bundle_files(model, list(meta["labels"]), meta["layout"], float(fps), window_frames, norm, extra)
+    files.update(artifacts)
+    return write_bundle(out, files)
+
+
+def bundle_model(bundle: Bundle) -> tuple[ActionClassifier, dict[str, Any]]:
+    """A loaded bundle as (model, meta) so that it can be re-exported in another format."""
+    meta = {k: v for k, v in bundle.meta.items() if k not in ("artifacts", "weights_sha256")}
+    meta["data"] = {"fps": bundle.fps, "centre_joint": bundle.centre_joint}
+    meta["labels"], meta["layout"] = bundle.labels, bundle.layout.name
+    return bundle.model, meta

@@ -1,0 +1,67 @@
+"""`masksem export`: turn a classifier checkpoint (or a bundle) into a bundle, TorchScript or ONNX.
+
+Every format writes a complete bundle at --out (a directory, or an archive by suffix); `torchscript`
+and `onnx` add the exported model file to it, so a deployment target still gets labels, layout and
+normalisation from bundle.yaml. An ONNX export is checked against PyTorch with ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from masksem_core.runtime.bundle import BundleError, load_bundle, read_bundle_files
+from masksem_core.runtime.export import (
+    ONNX_FILE,
+    TORCHSCRIPT_FILE,
+    bundle_model,
+    example_input,
+    export,
+    load_classifier_checkpoint,
+    onnx_max_abs_diff,
+)
+
+PARITY_TOLERANCE = 1e-4
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="classifier checkpoint written by training (weights_only loadable)")
+    src.add_argument("--bundle", help="an existing bundle to re-export in another format")
+    parser.add_argument("--out", required=True, help="output bundle directory, or .tar/.tar.gz/.tgz/.zip")
+    parser.add_argument("--format", choices=("bundle", "torchscript", "onnx"), default="bundle")
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="frame rate of the training data (default: the checkpoint's data.fps)",
+    )
+    parser.add_argument(
+        "--window-frames",
+        type=int,
+        default=None,
+        help="frames per recognition window at --fps (default: the clip length)",
+    )
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.checkpoint:
+            model, meta = load_classifier_checkpoint(args.checkpoint)
+        else:
+            model, meta = bundle_model(load_bundle(args.bundle))
+        out = export(model, meta, args.out, args.format, args.fps, args.window_frames, args.opset)
+    except (BundleError, OSError, ValueError) as exc:
+        print(f"masksem export: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.format} bundle {out} ({model.num_classes} classes, layout {meta['layout']})")
+    if args.format == "onnx":
+        onnx_model = read_bundle_files(out, (ONNX_FILE,)).get(ONNX_FILE, b"")
+        diff = onnx_max_abs_diff(model, onnx_model, example_input(model, batch=3, seed=1))
+        ok = diff < PARITY_TOLERANCE
+        print(f"ONNX Runtime vs PyTorch: max |logit difference| = {diff:.2e} ({'ok' if ok else 'FAILED'})")
+        return 0 if ok else 1
+    if args.format == "torchscript":
+        print(f"TorchScript model: {TORCHSCRIPT_FILE} (torch.jit.load)")
+    return 0

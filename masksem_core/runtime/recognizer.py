@@ -1,0 +1,324 @@
+"""The streaming recogniser: skeleton frames of several people in, one action per person and window out.
+
+`push()` adapts a frame to the bundle's joint layout and adds it to that person's track (resampled to
+the bundle's frame rate, see tracks.py); it never raises, it counts and drops bad input. `poll()` takes
+every person whose window is due, builds clips exactly as the training feeder does at test time
+(centre on the first person's centre joint in the window's first frame, centre crop, linear resize
+to the clip length), fills the extra person slots from the nearest other tracks, runs ONE batched
+forward pass, and returns a `Recognition` per person, optionally smoothed over recent windows.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from masksem_core.config import ConfigError
+from masksem_core.runtime.adapters import get_adapter
+from masksem_core.runtime.bundle import Bundle, load_bundle
+from masksem_core.runtime.smoothing import Smoother
+from masksem_core.runtime.tracks import DROP_REASONS, EVENTS, Track, TrackConfig, check_frame
+
+log = logging.getLogger(__name__)
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class RecognizerSettings:
+    """How the recogniser windows, batches and reports. Times are in seconds of the input stamps.
+
+    partner: `nearest` fills the model's extra person slots (NTU's second actor) with the nearest other
+    tracks whose centre joint is within `partner_max_distance_m`; `none` leaves them empty (absent).
+    """
+
+    stride_frames: int = 15
+    score_threshold: float = 0.0
+    smoothing: Literal["none", "ema", "majority"] = "none"
+    smoothing_alpha: float = 0.5
+    smoothing_window: int = 5
+    top_k: int = 5
+    max_persons: int = 8
+    track_timeout_s: float = 2.0
+    max_gap_s: float = 0.5
+    min_confidence: float = 0.0
+    partner: Literal["nearest", "none"] = "nearest"
+    partner_max_distance_m: float = 1.5
+    max_batch: int = 16
+    device: str = "cpu"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    unknown_label: str = "unknown"
+
+    def validate(self) -> None:
+        for name in ("stride_frames", "top_k", "max_persons", "max_batch", "smoothing_window"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"recognizer.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("track_timeout_s", "max_gap_s", "partner_max_distance_m"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"recognizer.{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 < self.smoothing_alpha <= 1.0:
+            raise ConfigError(f"recognizer.smoothing_alpha must be in (0, 1], got {self.smoothing_alpha}")
+        if self.precision not in DTYPES:
+            raise ConfigError(f"recognizer.precision must be one of {list(DTYPES)}, got {self.precision!r}")
+
+
+@dataclass
+class Recognition:
+    """One person's answer for one window. `stamp` is the newest input stamp the window used;
+    `class_index` is -1 (and `label` the unknown label) when the score is below the threshold."""
+
+    person_id: Any
+    label: str
+    class_index: int
+    score: float
+    topk_labels: list[str]
+    topk_scores: list[float]
+    window_start: float
+    window_end: float
+    stamp: float
+    latency_ms: float
+
+
+def windows_to_clips(
+    windows: np.ndarray, centre_joint: int, clip_length: int, crop_ratio: float
+) -> torch.Tensor:
+    """(N, M, W, V, 3) person windows (absent slots all zero) -> model input (N, 3, T, V, M).
+
+    Centring uses slot 0's `centre_joint` in the first frame and keeps absent slots at zero; then the
+    feeder's test-time transform: centre crop of `crop_ratio` and linear resize to `clip_length`.
+    """
+    windows = np.asarray(windows, dtype=np.float32)
+    n, m, w, v, _ = windows.shape
+    present = np.any(windows != 0, axis=(2, 3, 4))  # (N, M)
+    origin = windows[:, 0, 0, centre_joint]  # (N, 3)
+    centred = np.where(present[:, :, None, None, None], windows - origin[:, None, None, None, :], 0.0)
+    bias = int((1.0 - crop_ratio) * w / 2)
+    cropped = torch.from_numpy(np.ascontiguousarray(centred[:, :, bias : w - bias], dtype=np.float32))
+    length = cropped.shape[2]
+    x = cropped.permute(0, 4, 3, 1, 2).reshape(n, 3 * v * m, length)  # (N, C*V*M, W')
+    if length != clip_length:
+        x = F.interpolate(x, size=clip_length, mode="linear", align_corners=False)
+    return x.reshape(n, 3, v, m, clip_length).permute(0, 1, 4, 2, 3).contiguous()
+
+
+class StreamingRecognizer:
+    """Per-person streaming action recognition on top of a model bundle (see module docstring)."""
+
+    def __init__(self, bundle: Bundle | str | Path, settings: RecognizerSettings | None = None) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.settings = settings or RecognizerSettings()
+        self.settings.validate()
+        b, s = self.bundle, self.settings
+        self.device = torch.device(s.device)
+        self.dtype = DTYPES[s.precision]
+        same = self.device.type == "cpu" and self.dtype == torch.float32
+        self.model = (b.model if same else copy.deepcopy(b.model).to(self.device, self.dtype)).eval()
+        self.track_cfg = TrackConfig(
+            fps=b.fps,
+            window_frames=b.window_frames,
+            stride_frames=s.stride_frames,
+            max_gap_s=s.max_gap_s,
+            clock_jump_s=s.track_timeout_s,
+        )
+        self.tracks: dict[Any, Track] = {}
+        self.smoothers: dict[Any, Smoother] = {}
+        self.now: float | None = None  # stamp of the newest accepted frame (the sensor's clock)
+        self._latencies: deque[float] = deque(maxlen=1000)
+        self._counts: Counter[str] = Counter()
+        self._dropped: Counter[str] = Counter({r: 0 for r in DROP_REASONS})
+        self._events: Counter[str] = Counter({e: 0 for e in EVENTS})
+
+    # ------------------------------------------------------------------ input
+    def push(
+        self,
+        person_id: Any,
+        stamp_s: float,
+        joints: np.ndarray,
+        confidence: np.ndarray | None = None,
+        layout: str | None = None,
+    ) -> bool:
+        """Add one frame of one person; returns whether it was used. Never raises (bad input is counted)."""
+        self._counts["received"] += 1
+        try:
+            reason = self._push(person_id, stamp_s, joints, confidence, layout)
+        except Exception:  # a bug must not take a robot's perception down: count, log, carry on
+            log.exception("recognizer push failed for person %r", person_id)
+            reason = "internal_error"
+        if reason is not None:
+            self._dropped[reason] += 1
+            return False
+        self._counts["used"] += 1
+        return True
+
+    def _push(
+        self, person_id: Any, stamp_s: float, joints: Any, confidence: Any, layout: str | None
+    ) -> str | None:
+        try:
+            hash(person_id)
+        except TypeError:
+            return "bad_person_id"
+        target = self.bundle.layout.name
+        try:
+            adapter = get_adapter(layout or target, target)
+        except (KeyError, TypeError):
+            return "bad_layout"
+        reason, j, c = check_frame(
+            stamp_s, joints, confidence, adapter.source.num_joints, self.settings.min_confidence
+        )
+        if reason is not None:
+            return reason
+        stamp = float(stamp_s)
+        self.expire(stamp)
+        track = self.tracks.get(person_id)
+        if track is None:
+            if len(self.tracks) >= self.settings.max_persons:
+                return "too_many_persons"
+            track = self.tracks[person_id] = Track(self.bundle.layout.num_joints, self.track_cfg)
+            self.smoothers[person_id] = Smoother(
+                self.settings.smoothing, self.settings.smoothing_alpha, self.settings.smoothing_window
+            )
+        outcome = track.add(stamp, j if adapter.source.name == target else adapter(j))
+        if outcome in DROP_REASONS:
+            return outcome
+        if outcome in ("gap_reset", "clock_reset"):
+            self.smoothers[person_id].reset()
+        if outcome is not None:
+            self._events[outcome] += 1
+        self.now = stamp
+        if track.due and track.due_since is None:
+            track.due_since = time.perf_counter()
+        return None
+
+    def expire(self, now: float) -> int:
+        """Drop tracks not updated within `track_timeout_s` of `now` (either way: a clock that jumped back
+        also strands old tracks). Called on every push; call it from a timer when input may stop."""
+        timeout = self.settings.track_timeout_s
+        gone = [
+            pid
+            for pid, t in self.tracks.items()
+            if t.last_stamp is not None and abs(now - t.last_stamp) > timeout
+        ]
+        for pid in gone:
+            del self.tracks[pid]
+            del self.smoothers[pid]
+        self._events["timeout"] += len(gone)
+        return len(gone)
+
+    def reset(self) -> None:
+        """Forget all tracks (statistics are kept)."""
+        self.tracks.clear()
+        self.smoothers.clear()
+
+    # ------------------------------------------------------------------ inference
+    def poll(self) -> list[Recognition]:
+        """Recognise every due window (newest window per person) in one batched forward pass."""
+        due = [(pid, t) for pid, t in self.tracks.items() if t.due]
+        if not due:
+            return []
+        clips, spans = [], []
+        for pid, track in due:
+            frames, stamps = track.window()
+            clips.append(self._slots(pid, track, frames, stamps))
+            spans.append(
+                (float(stamps[0]), float(stamps[-1]), float(track.last_stamp or stamps[-1]), track.due_since)
+            )
+            track.mark_emitted()
+        try:
+            probs = self.predict(np.stack(clips))
+        except Exception:  # e.g. out of GPU memory: skip these windows, keep running
+            log.exception("recognizer forward pass failed for %d windows", len(clips))
+            self._counts["inference_errors"] += 1
+            return []
+        done = time.perf_counter()
+        return [self._recognition(pid, p, span, done) for (pid, _), p, span in zip(due, probs, spans)]
+
+    def _slots(self, pid: Any, track: Track, frames: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+        """(M, W, V, 3): this person in slot 0, the nearest other tracks in the other slots."""
+        m = self.bundle.num_persons
+        out = np.zeros((m,) + frames.shape, np.float32)
+        out[0] = frames
+        if m == 1 or self.settings.partner == "none":
+            return out
+        cj = self.bundle.centre_joint
+        here = track.centre(cj)
+        candidates = []
+        for other_id, other in self.tracks.items():
+            there = other.centre(cj)
+            if other_id == pid or there is None or here is None:
+                continue
+            dist = float(np.linalg.norm(there - here))
+            if dist <= self.settings.partner_max_distance_m:
+                candidates.append((dist, other))
+        slot = 1
+        for _, other in sorted(candidates, key=lambda c: c[0]):
+            sampled = other.sample_at(stamps)
+            if sampled is not None:
+                out[slot] = sampled
+                slot += 1
+                if slot == m:
+                    break
+        return out
+
+    @torch.inference_mode()
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """(N, M, W, V, 3) windows -> (N, K) class probabilities, in chunks of `max_batch`."""
+        b = self.bundle
+        out = []
+        for i in range(0, len(windows), self.settings.max_batch):
+            x = windows_to_clips(
+                windows[i : i + self.settings.max_batch], b.centre_joint, b.clip_length, b.crop_ratio
+            )
+            logits = self.model(x.to(self.device, self.dtype))
+            out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+        self._counts["forward_passes"] += len(out)
+        return np.concatenate(out)
+
+    def _recognition(self, pid: Any, probs: np.ndarray, span: tuple, done: float) -> Recognition:
+        start, end, stamp, due_since = span
+        smoothed, cls = self.smoothers[pid](probs) if pid in self.smoothers else (probs, int(probs.argmax()))
+        k = min(self.settings.top_k, len(smoothed))
+        top = np.argsort(-smoothed, kind="stable")[:k]
+        score = float(smoothed[cls])
+        known = score >= self.settings.score_threshold
+        latency = (done - due_since) * 1e3 if due_since is not None else float("nan")
+        self._latencies.append(latency)
+        self._counts["windows"] += 1
+        return Recognition(
+            person_id=pid,
+            label=self.bundle.labels[cls] if known else self.settings.unknown_label,
+            class_index=cls if known else -1,
+            score=score,
+            topk_labels=[self.bundle.labels[i] for i in top],
+            topk_scores=[float(smoothed[i]) for i in top],
+            window_start=start,
+            window_end=end,
+            stamp=stamp,
+            latency_ms=latency,
+        )
+
+    # ------------------------------------------------------------------ statistics
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters the caller can log or publish as diagnostics."""
+        lat = np.asarray(self._latencies, dtype=np.float64)
+        return {
+            "received": self._counts["received"],
+            "used": self._counts["used"],
+            "dropped": sum(self._dropped.values()),
+            "dropped_by_reason": dict(self._dropped),
+            "events": dict(self._events),
+            "windows": self._counts["windows"],
+            "forward_passes": self._counts["forward_passes"],
+            "inference_errors": self._counts["inference_errors"],
+            "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+            "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+            "tracks": len(self.tracks),
+        }
