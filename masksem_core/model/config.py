@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Literal, get_args, get_origin, get_type_hints
 
 from masksem_core.config import ConfigError
+
+
+def _check_choices(obj: object, section: str) -> None:
+    """Literal fields hold one of their choices, also when the dataclass was built in code, not YAML."""
+    hints = get_type_hints(type(obj))
+    for f in fields(obj):  # type: ignore[arg-type]
+        tp = hints[f.name]
+        if get_origin(tp) is Literal and getattr(obj, f.name) not in get_args(tp):
+            raise ConfigError(
+                f"{section}.{f.name}={getattr(obj, f.name)!r} is not one of {list(get_args(tp))}"
+            )
 
 
 @dataclass
@@ -28,15 +39,31 @@ class ModelConfig:
     layout: str = "ntu25"
 
     def validate(self) -> None:
+        for name in (
+            "num_frames",
+            "num_joints",
+            "num_persons",
+            "in_channels",
+            "patch_len",
+            "dim",
+            "depth",
+            "heads",
+            "decoder_dim",
+            "decoder_heads",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
         if self.num_frames % self.patch_len:
             raise ConfigError(
                 f"model.num_frames={self.num_frames} must be a multiple of model.patch_len={self.patch_len}"
             )
         if self.dim % self.heads or self.decoder_dim % self.decoder_heads:
             raise ConfigError("model.dim / decoder_dim must be divisible by heads / decoder_heads")
-        for name in ("num_frames", "num_joints", "num_persons", "dim", "depth", "heads", "patch_len"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.decoder_depth < 0 or self.mlp_ratio <= 0 or not 0.0 <= self.drop_path < 1.0:
+            raise ConfigError(
+                "model: need decoder_depth >= 0, mlp_ratio > 0, 0 <= drop_path < 1; got "
+                f"{self.decoder_depth}, {self.mlp_ratio}, {self.drop_path}"
+            )
 
     @property
     def num_segments(self) -> int:
@@ -71,6 +98,7 @@ class MaskingConfig:
     teacher_bf16: bool = False
 
     def validate(self) -> None:
+        _check_choices(self, "masking")
         if not 0.0 <= self.ratio < 1.0:
             raise ConfigError(f"masking.ratio must be in [0, 1), got {self.ratio}")
         if self.tau <= 0:
@@ -91,5 +119,6 @@ class TargetConfig:
     norm_eps: float = 1e-6
 
     def validate(self) -> None:
+        _check_choices(self, "target")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"target.alpha must be in [0, 1], got {self.alpha}")

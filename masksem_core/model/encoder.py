@@ -20,6 +20,7 @@ class SkeletonEncoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        cfg.validate()
         self.cfg = cfg
         self.embed = PatchEmbedding(cfg.in_channels, cfg.dim, cfg.patch_len, cfg.num_segments, cfg.num_joints)
         rates = torch.linspace(0, cfg.drop_path, cfg.depth).tolist()

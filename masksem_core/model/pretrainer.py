@@ -34,6 +34,8 @@ class MaskSemPretrainer(nn.Module):
 
     def __init__(self, model_cfg: ModelConfig, masking: MaskingConfig, target: TargetConfig) -> None:
         super().__init__()
+        for cfg in (model_cfg, masking, target):
+            cfg.validate()  # also when built in code rather than loaded from YAML
         self.model_cfg = model_cfg
         self.masking = masking
         self.target = target
