@@ -139,3 +139,20 @@ def bone_segments(joints: np.ndarray, layout: SkeletonLayout) -> np.ndarray:
     seg = joints[pairs]  # (B, 2, 3)
     ok = np.isfinite(seg).all(axis=(1, 2))
     return seg[ok].reshape(-1, 3)
+
+
+def transform_points(
+    points: np.ndarray, rotation_xyzw: tuple[float, ...], translation: tuple[float, ...]
+) -> np.ndarray:
+    """Apply a TF transform (unit quaternion x, y, z, w and translation) to (N, 3) points; NaN stays NaN."""
+    x, y, z, w = (float(c) for c in rotation_xyzw)
+    n = math.sqrt(x * x + y * y + z * z + w * w)
+    if not n > 0:
+        raise ValueError(f"rotation quaternion {rotation_xyzw} has zero length")
+    x, y, z, w = x / n, y / n, z / n, w / n
+    rot = np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])  # fmt: skip
+    return (np.asarray(points, np.float64) @ rot.T + np.asarray(translation, np.float64)).astype(np.float32)

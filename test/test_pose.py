@@ -120,3 +120,16 @@ def test_missing_mediapipe_gives_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "mediapipe", None)  # import now raises ImportError
     with pytest.raises(PoseUnavailable, match=r"pip install 'mediapipe==0.10.21'"):
         PoseEstimator()
+
+
+def test_transform_points_matches_a_known_rotation():
+    from masksem_ros.pose import transform_points
+
+    # optical frame (z forward, x right, y down) -> body frame (x forward, y left, z up): the standard
+    # camera_link <- camera_optical_frame rotation, quaternion (-0.5, 0.5, -0.5, 0.5)
+    pts = np.array([[0.0, 0.0, 2.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [np.nan, 0.0, 0.0]])
+    out = transform_points(pts, (-0.5, 0.5, -0.5, 0.5), (0.1, 0.0, 1.0))
+    np.testing.assert_allclose(out[:3], [[2.1, 0.0, 1.0], [0.1, -1.0, 1.0], [0.1, 0.0, 0.0]], atol=1e-6)
+    assert np.isnan(out[3]).all()
+    with pytest.raises(ValueError, match="zero length"):
+        transform_points(pts, (0, 0, 0, 0), (0, 0, 0))

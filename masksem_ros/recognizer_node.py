@@ -1,0 +1,126 @@
+"""ROS 2 recogniser node: skeleton arrays or PointCloud2 in, RecognizedActionArray and diagnostics out.
+
+A thin rclpy adapter over `masksem_ros.recognition.RecognitionPipeline` (parameters, QoS, timers).
+Best-effort sensor QoS in, reliable out. With a missing or broken bundle it stays up and publishes an
+ERROR diagnostic (and logs why) instead of crash-looping under a launch file's respawn.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from masksem_ros.messages import actions_to_array_msg, skeleton_array_to_numpy
+from masksem_ros.pointcloud import pointcloud_to_numpy
+from masksem_ros.recognition import RecognitionPipeline, make_settings
+
+try:
+    from rclpy.node import Node
+except ImportError:  # documentation builds and logic tests without ROS
+    Node = object  # type: ignore[assignment,misc]
+
+PARAMETERS: dict[str, Any] = {
+    "bundle": "",  # model bundle directory or archive
+    "device": "cpu",  # torch device: cpu, cuda, cuda:1
+    "precision": "fp32",  # fp32, bf16, fp16
+    "stride_frames": 15,  # run a window every this many frames per person
+    "score_threshold": 0.5,  # below: not published
+    "smoothing": "ema",  # none, ema, majority
+    "smoothing_alpha": 0.5,
+    "top_k": 5,
+    "max_persons": 8,
+    "track_timeout_s": 2.0,  # forget a person not seen for this long
+    "input_topic": "/masksem/skeletons",
+    "input_type": "skeletons",  # skeletons (Skeleton3DArray) or pointcloud (sensor_msgs/PointCloud2)
+    "input_layout": "",  # joint layout of PointCloud2 input ("" = infer from points per person)
+    "output_topic": "/masksem/actions",
+    "publish_empty": True,  # publish empty arrays too: a heartbeat the collaboration node relies on
+    "diagnostics_period_s": 1.0,
+    "stale_after_s": 2.0,  # no input for this long -> STALE diagnostic
+}
+SETTING_NAMES = (
+    "device", "precision", "stride_frames", "score_threshold", "smoothing", "smoothing_alpha", "top_k",
+    "max_persons", "track_timeout_s",
+)  # fmt: skip
+
+
+class RecognizerNode(Node):  # type: ignore[misc]
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__("masksem_recognizer", **node_kwargs)
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import PointCloud2
+
+        from masksem_ros.msg import RecognizedActionArray, Skeleton3DArray
+        from masksem_ros.ros_kit import declare_parameters, rclpy_kit, reliable_qos, sensor_qos
+
+        p = self.p = declare_parameters(self, PARAMETERS)
+        self.kit = rclpy_kit()
+        try:
+            settings = make_settings(**{k: p[k] for k in SETTING_NAMES})
+        except Exception as exc:  # torch missing, bad parameter: report, do not crash
+            settings = None
+            self.get_logger().error(f"recogniser settings: {exc}")
+        self.pipeline = RecognitionPipeline(
+            p["bundle"] if settings is not None else "", settings, device=p["device"],
+            stale_after_s=float(p["stale_after_s"]),
+        )  # fmt: skip
+        if self.pipeline.error:
+            self.get_logger().error(f"{self.pipeline.error}; publishing ERROR diagnostics, no actions")
+        else:
+            self.get_logger().info(
+                f"bundle {p['bundle']} loaded: labels {self.pipeline.labels} on {p['device']}"
+            )
+        if p["input_type"] not in ("skeletons", "pointcloud"):
+            self.get_logger().error(f"input_type must be skeletons or pointcloud, got {p['input_type']!r}")
+            p["input_type"] = "skeletons"
+        msg_type = PointCloud2 if p["input_type"] == "pointcloud" else Skeleton3DArray
+        self.sub = self.create_subscription(msg_type, p["input_topic"], self.on_input, sensor_qos())
+        self.pub = self.create_publisher(RecognizedActionArray, p["output_topic"], reliable_qos())
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", reliable_qos())
+        self.timer = self.create_timer(float(p["diagnostics_period_s"]), self.on_timer)
+
+    def on_input(self, msg: Any) -> None:
+        from masksem_ros.ros_kit import now_s
+
+        try:
+            if self.p["input_type"] == "pointcloud":
+                stamp, persons, layout = pointcloud_to_numpy(msg, self.p["input_layout"] or None)
+            else:
+                stamp, persons, layout = skeleton_array_to_numpy(msg)
+        except (ValueError, KeyError) as exc:
+            self.pipeline.on_bad_message(str(exc))
+            self.get_logger().warning(f"dropped input message: {exc}", throttle_duration_sec=5.0)
+            return
+        results = self.pipeline.on_frame(now_s(self), stamp, persons, layout)
+        if results or self.p["publish_empty"]:
+            newest = max((float(r.stamp) for r in results), default=stamp)
+            self.pub.publish(actions_to_array_msg(self.kit, results, newest, msg.header.frame_id))
+
+    def on_timer(self) -> None:
+        from masksem_ros.ros_kit import diagnostic_array, now_s
+
+        self.pipeline.expire()
+        report = self.pipeline.status(now_s(self))
+        self.diag_pub.publish(
+            diagnostic_array(self, f"{self.get_name()}: recognizer", self.p["device"], report)
+        )
+
+
+def main(args: list[str] | None = None) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=args)
+    node = RecognizerNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
