@@ -97,3 +97,22 @@ def write_pku_fixture(
         )
     fx.train_videos, fx.test_videos = cs_train, cs_test
     return fx
+
+
+def write_ntu_skeleton(path: str | Path, frames: list[list[tuple[str, np.ndarray]]]) -> Path:
+    """Write an NTU `.skeleton` file (CRLF): `frames[t]` lists `(body_id, joints (25, 3))` for frame t.
+
+    The other per-joint fields (depth/colour pixels, orientation, tracking state) are filled with
+    plausible constants; only x, y, z matter to the pipeline.
+    """
+    path = Path(path)
+    out = [str(len(frames))]
+    for bodies in frames:
+        out.append(str(len(bodies)))
+        for body_id, joints in bodies:
+            out.append(f"{body_id} 0 1 1 1 1 0 0.01 -0.25 2")
+            out.append(str(NTU25.num_joints))
+            for x, y, z in np.asarray(joints, dtype=np.float64):
+                out.append(f"{x:.7g} {y:.7g} {z:.7g} 250.5 190.25 1100.5 480.75 0.5 0.1 0.8 -0.1 2")
+    path.write_bytes(("\r\n".join(out) + "\r\n").encode())
+    return path
