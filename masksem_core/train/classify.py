@@ -236,6 +236,9 @@ def _train_supervised(
     test = _test_loader(cfg)
     metrics: dict[str, Any] = {}
     for epoch in range(start, cfg.optim.epochs):
+        if cfg.run.stop_after_epochs is not None and epoch >= cfg.run.stop_after_epochs:
+            announce(env, f"stopping after epoch {epoch} (run.stop_after_epochs); continue with --resume")
+            break
         seed_everything(epoch_seed(cfg.run.seed, epoch, env.info.rank))
         train.set_epoch(epoch)
         if frozen_encoder:
@@ -250,7 +253,8 @@ def _train_supervised(
                 extra["best_top1"] = metrics["top1"]
                 ckpt.save_checkpoint(classifier_payload(model, train_ds, cfg, epoch, metrics), best_path)
         env.logger.log(epoch + 1, {"epoch": epoch + 1, **stats})
-        if env.info.is_main and ((epoch + 1) % cfg.run.save_every == 0 or final):
+        stopping = cfg.run.stop_after_epochs is not None and epoch + 1 >= cfg.run.stop_after_epochs
+        if env.info.is_main and ((epoch + 1) % cfg.run.save_every == 0 or final or stopping):
             ckpt.save_checkpoint(
                 train_state("classifier-train", model, optimizer, ctx.scaler, epoch, cfg, extra), last
             )

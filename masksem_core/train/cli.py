@@ -60,7 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", help="YAML config path or shipped config name")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. optim.epochs=20 run.seed=1")
     parser.add_argument("--resume", action="store_true", help="continue from run.out_dir/last.pt")
-    parser.add_argument("--init-from", help="pretrain: start from this checkpoint's weights (e.g. a MAMP run)")
+    parser.add_argument(
+        "--init-from", help="pretrain: start from this checkpoint's weights (e.g. a MAMP run)"
+    )
     parser.add_argument("--pretrained", help="linprobe/finetune: encoder weights to start from")
     parser.add_argument("--checkpoint", help="evaluate: classifier checkpoint")
     parser.add_argument("--out", help="shortcut for run.out_dir=...")

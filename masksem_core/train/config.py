@@ -77,6 +77,9 @@ class RunConfig:
     head_dropout: float = 0.0
     semi_draws: int = 1
     max_steps_per_epoch: int | None = None
+    stop_after_epochs: int | None = (
+        None  # leave early (checkpoint kept): for time-limited jobs; --resume goes on
+    )
     progress: bool = True
 
 

@@ -102,7 +102,7 @@ def pretrain_epoch(model: nn.Module, loader: Iterable, ctx: StepContext, epoch: 
             sums[k] = sums.get(k, 0.0) + v.float()
         count += 1
         if i % 10 == 0:
-            bar.set_postfix(loss=f"{float(out.loss):.4f}", lr=f"{lr:.2e}")
+            bar.set_postfix(loss=f"{float(out.loss.detach()):.4f}", lr=f"{lr:.2e}")
     means = {k: float(all_reduce_mean(v / max(count, 1), ctx.dist)) for k, v in sums.items()}
     means["lr"] = lr
     return means
@@ -130,7 +130,7 @@ def classify_epoch(
         correct += (logits.argmax(1) == labels).sum()
         seen += len(labels)
         if i % 10 == 0:
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
     seen_t = torch.tensor(float(max(seen, 1)), device=ctx.device)
     return {
         "loss": float(all_reduce_mean(total_loss / seen_t, ctx.dist)),

@@ -47,6 +47,9 @@ def pretrain(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
     stats: dict[str, float] = {}
     t0 = time.time()
     for epoch in range(start, cfg.optim.epochs):
+        if cfg.run.stop_after_epochs is not None and epoch >= cfg.run.stop_after_epochs:
+            announce(env, f"stopping after epoch {epoch} (run.stop_after_epochs); continue with --resume")
+            break
         seed_everything(epoch_seed(cfg.run.seed, epoch, env.info.rank))
         train.set_epoch(epoch)
         stats = pretrain_epoch(ddp, train, ctx, epoch)
@@ -54,7 +57,8 @@ def pretrain(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
         stats["elapsed_s"] = time.time() - t0
         env.logger.log(epoch + 1, stats)
         if env.info.is_main:
-            if (epoch + 1) % cfg.run.save_every == 0 or epoch + 1 == cfg.optim.epochs:
+            stopping = cfg.run.stop_after_epochs is not None and epoch + 1 >= cfg.run.stop_after_epochs
+            if (epoch + 1) % cfg.run.save_every == 0 or epoch + 1 == cfg.optim.epochs or stopping:
                 ckpt.save_checkpoint(train_state("pretrain", model, optimizer, ctx.scaler, epoch, cfg), last)
             print(
                 f"epoch {epoch + 1}/{cfg.optim.epochs} loss {stats['loss']:.4f} "

@@ -1,0 +1,81 @@
+"""Config validation: every shipped config loads; unknown keys and wrong types are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from masksem_core.config import ConfigError
+from masksem_core.train.cli import SHIPPED, load_experiment
+from masksem_core.train.config import ExperimentConfig
+
+SHIPPED_NAMES = sorted(p.stem for p in Path(str(SHIPPED)).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", SHIPPED_NAMES)
+def test_every_shipped_config_loads(name: str) -> None:
+    cfg = load_experiment(name, [])
+    assert isinstance(cfg, ExperimentConfig)
+    assert cfg.model.num_frames % cfg.model.patch_len == 0
+
+
+def test_reference_recipes_match_method() -> None:
+    pre = load_experiment("ntu60_xsub_pretrain", [])
+    assert (pre.optim.epochs, pre.optim.warmup_epochs, pre.optim.lr, pre.optim.min_lr) == (
+        400,
+        20,
+        1e-3,
+        5e-4,
+    )
+    assert pre.optim.betas == (0.9, 0.95) and pre.masking.ratio == 0.9 and pre.target.alpha == 0.2
+    assert load_experiment("ntu120_xsub_pretrain", []).masking.tau == 0.75
+    assert load_experiment("ntu120_xsub_pretrain", []).model.decoder_depth == 5
+    ft = load_experiment("ntu60_xsub_finetune", [])
+    assert (ft.optim.layer_decay, ft.optim.lr, ft.optim.min_lr, ft.optim.batch_size) == (0.8, 3e-4, 1e-5, 48)
+    assert ft.model.drop_path == 0.3 and ft.run.head_dropout == 0.3 and ft.optim.label_smoothing == 0.1
+    lp = load_experiment("ntu60_xsub_linprobe", [])
+    assert (lp.optim.optimizer, lp.optim.lr, lp.optim.epochs, lp.optim.batch_size) == ("sgd", 0.1, 100, 256)
+    semi = load_experiment("ntu60_xview_semi1", [])
+    assert semi.data.label_fraction == 0.01 and semi.run.semi_draws == 5
+
+
+def test_overrides_are_typed() -> None:
+    cfg = load_experiment(
+        "nwucla_pretrain", ["optim.epochs=3", "masking.strategy=motion", "data.min_crop_fraction=0.5"]
+    )
+    assert cfg.optim.epochs == 3 and cfg.masking.strategy == "motion" and cfg.data.min_crop_fraction == 0.5
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("model.dpth=3", "model.dpth"),
+        ("optim.lr=fast", "optim.lr"),
+        ("masking.strategy=magic", "masking.strategy"),
+        ("model.depth=2.5", "model.depth"),
+        ("run.deterministic=maybe", "run.deterministic"),
+        ("masking.ratio=1.5", "masking.ratio"),
+        ("model.num_frames=63", "model.num_frames"),
+        ("nonsense", "key=value"),
+    ],
+)
+def test_bad_values_name_the_key(override: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        load_experiment("nwucla_pretrain", [override])
+
+
+def test_bad_yaml_file_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [1, 2\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_experiment(str(bad), [])
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("base: nwucla_pretrain\noptim:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match=r"optim\.epoch"):
+        load_experiment(str(unknown), [])
+
+
+def test_missing_config_lists_shipped_ones() -> None:
+    with pytest.raises(ConfigError, match="nwucla_pretrain"):
+        load_experiment("does_not_exist", [])

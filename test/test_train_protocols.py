@@ -1,0 +1,169 @@
+"""A tiny pretrain -> linprobe -> finetune -> evaluate run on real NW-UCLA clips, and exact resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from masksem_core.cli import main
+from masksem_core.train.checkpoint import load_checkpoint, load_classifier
+
+TINY = [
+    "model.num_frames=16",
+    "model.dim=32",
+    "model.depth=2",
+    "model.heads=2",
+    "model.decoder_dim=32",
+    "model.decoder_depth=1",
+    "model.decoder_heads=2",
+    "run.progress=false",
+    "run.device=cpu",
+    "data.min_crop_fraction=0.5",
+]
+
+
+def _run(*args: str) -> None:
+    assert main(list(args)) == 0
+
+
+def _log(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with (path / "log.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def pretrained(nwucla_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pre")
+    _run(
+        "pretrain",
+        "--config",
+        "nwucla_pretrain",
+        *TINY,
+        f"data.path={nwucla_npz}",
+        f"run.out_dir={out}",
+        "optim.epochs=4",
+        "optim.warmup_epochs=1",
+        "optim.batch_size=32",
+        "run.max_steps_per_epoch=25",
+        "run.save_every=2",
+    )
+    return out
+
+
+def test_pretraining_lowers_the_loss(pretrained: Path) -> None:
+    rows = _log(pretrained)
+    assert len(rows) == 4
+    losses = [float(r["loss"]) for r in rows]
+    assert losses[-1] < 0.9 * losses[0], losses
+    assert abs(float(rows[-1]["mask_ratio"]) - 0.9) < 0.01
+    assert "cam_masked" in rows[-1]  # semantic masking logs what it selected
+    payload = load_checkpoint(pretrained / "last.pt")
+    assert payload["kind"] == "pretrain" and payload["epoch"] == 3
+    assert any(k.startswith("teacher.") for k in payload["model"])
+    results = json.loads((pretrained / "results.json").read_text())
+    assert results["final_loss"] == pytest.approx(losses[-1], rel=1e-5)
+
+
+def test_linear_probe_beats_chance(pretrained: Path, nwucla_npz: Path, tmp_path: Path, capsys) -> None:
+    _run(
+        "linprobe",
+        "--config",
+        "nwucla_linprobe",
+        *TINY,
+        f"data.path={nwucla_npz}",
+        f"run.out_dir={tmp_path}",
+        f"run.pretrained={pretrained / 'last.pt'}",
+        "optim.epochs=30",
+    )
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["num_samples"] == 464  # NW-UCLA view 3
+    assert res["top1"] > 25.0, res["top1"]  # chance is 10%
+    assert 0 <= res["knn_top1"] <= 100 and len(res["per_class_accuracy"]) == 10
+    assert (tmp_path / "confusion.png").stat().st_size > 1000
+    last_line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last_line.startswith("linprobe top-1") and f"{res['top1']:.2f}%" in last_line
+    model, meta = load_classifier(tmp_path / "classifier.pt")
+    assert meta["layout"] == "kinect_v1_20" and len(meta["labels"]) == 10 and model.num_classes == 10
+
+
+def test_finetune_and_evaluate_agree(pretrained: Path, nwucla_npz: Path, tmp_path: Path) -> None:
+    ft = tmp_path / "ft"
+    _run(
+        "finetune",
+        "--config",
+        "nwucla_finetune",
+        *TINY,
+        f"data.path={nwucla_npz}",
+        f"run.out_dir={ft}",
+        f"run.pretrained={pretrained / 'last.pt'}",
+        "optim.epochs=2",
+        "optim.warmup_epochs=0",
+        "run.max_steps_per_epoch=10",
+        "run.eval_every=2",
+    )
+    res = json.loads((ft / "results.json").read_text())
+    assert res["top1"] > 10.0
+    ev = tmp_path / "ev"
+    _run(
+        "evaluate",
+        "--config",
+        "nwucla_finetune",
+        *TINY,
+        f"data.path={nwucla_npz}",
+        f"run.out_dir={ev}",
+        "--checkpoint",
+        str(ft / "classifier.pt"),
+    )
+    assert json.loads((ev / "results.json").read_text())["top1"] == pytest.approx(res["best_top1"])
+
+
+def test_resume_gives_identical_weights(nwucla_npz: Path, tmp_path: Path) -> None:
+    common = [
+        "pretrain",
+        "--config",
+        "nwucla_pretrain",
+        *TINY,
+        f"data.path={nwucla_npz}",
+        "optim.epochs=3",
+        "optim.warmup_epochs=1",
+        "run.max_steps_per_epoch=4",
+        "run.deterministic=true",
+        "run.save_every=1",
+    ]
+    _run(*common, f"run.out_dir={tmp_path / 'a'}")
+    _run(*common, f"run.out_dir={tmp_path / 'b'}", "run.stop_after_epochs=1")
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 0
+    _run(*common, f"run.out_dir={tmp_path / 'b'}", "--resume")
+    a = load_checkpoint(tmp_path / "a" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 2
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+
+
+def test_semi_supervised_draws_report_mean_and_std(
+    pretrained: Path, nwucla_npz: Path, tmp_path: Path
+) -> None:
+    _run(
+        "finetune",
+        "--config",
+        "nwucla_finetune",
+        *TINY,
+        f"data.path={nwucla_npz}",
+        f"run.out_dir={tmp_path}",
+        f"run.pretrained={pretrained / 'last.pt'}",
+        "optim.epochs=1",
+        "optim.warmup_epochs=0",
+        "run.max_steps_per_epoch=2",
+        "data.label_fraction=0.1",
+        "run.semi_draws=2",
+    )
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["draws"] == 2 and len(res["top1_per_draw"]) == 2
+    assert res["top1_mean"] == pytest.approx(sum(res["top1_per_draw"]) / 2)
+    assert (tmp_path / "draw0" / "classifier.pt").exists() and (tmp_path / "draw1" / "classifier.pt").exists()
