@@ -112,7 +112,7 @@ def write_ntu_skeleton(path: str | Path, frames: list[list[tuple[str, np.ndarray
         for body_id, joints in bodies:
             out.append(f"{body_id} 0 1 1 1 1 0 0.01 -0.25 2")
             out.append(str(NTU25.num_joints))
-            for x, y, z in np.asarray(joints, dtype=np.float64):
-                out.append(f"{x:.7g} {y:.7g} {z:.7g} 250.5 190.25 1100.5 480.75 0.5 0.1 0.8 -0.1 2")
+            for x, y, z in np.asarray(joints, dtype=np.float32).tolist():  # %.9g round-trips float32
+                out.append(f"{x:.9g} {y:.9g} {z:.9g} 250.5 190.25 1100.5 480.75 0.5 0.1 0.8 -0.1 2")
     path.write_bytes(("\r\n".join(out) + "\r\n").encode())
     return path
