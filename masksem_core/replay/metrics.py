@@ -4,7 +4,8 @@ Pure numpy over plain arrays, so the numbers can be checked by hand and do not d
 the recogniser. Conventions (docs/replay.md):
 
 - A *frame* is one input skeleton of one person at its stamp. Its truth is the labelled interval of
-  that person (or of every person, when the interval has no person id) with `start <= t < end`;
+  that person (or of every person, when the interval has no person id) with `start <= t < end`
+  (to within STAMP_TOL_S, so a frame stamped on a boundary belongs to the interval starting there);
   frames outside every interval are background.
 - Its prediction is the label of the newest recognition for that person whose stamp is `<= t` and not
   older than `max_age_s`; none is "unknown". "unknown" (and any background label) is right only where
@@ -22,6 +23,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 UNKNOWN = "unknown"
+STAMP_TOL_S = (
+    1e-6  # float seconds of epoch stamps are only good to ~0.2 us: a frame on a boundary belongs after it
+)
 BACKGROUND_LABELS = frozenset({"", "background", "idle", "none", "null", UNKNOWN})
 
 
@@ -82,7 +86,7 @@ def truth_frames(
     labels = np.asarray(labels, dtype=object)
     index = np.full(frame_stamps.shape, -1, dtype=np.int64)
     for k in np.argsort(starts, kind="stable"):
-        inside = (frame_stamps >= starts[k]) & (frame_stamps < ends[k])
+        inside = (frame_stamps >= starts[k] - STAMP_TOL_S) & (frame_stamps < ends[k] - STAMP_TOL_S)
         if persons[k] is not None:
             inside &= frame_persons == persons[k]
         index[inside] = k
@@ -197,11 +201,12 @@ def detection_delays(
     for k in range(starts.size):
         if bg[k]:
             continue
-        hit = (rec_labels == labels[k]) & (rec_stamps >= starts[k]) & (rec_stamps <= ends[k] + grace_s)
+        in_time = (rec_stamps >= starts[k] - STAMP_TOL_S) & (rec_stamps <= ends[k] + grace_s + STAMP_TOL_S)
+        hit = (rec_labels == labels[k]) & in_time
         if persons[k] is not None:
             hit &= rec_persons == persons[k]
         if hit.any():
-            out[k] = rec_stamps[hit].min() - starts[k]
+            out[k] = max(0.0, rec_stamps[hit].min() - starts[k])
     return out
 
 

@@ -1,17 +1,20 @@
-"""Read what is left of a truncated MCAP bag, front to back, up to the first damaged record.
+"""Read what is left of a damaged bag, front to back, up to the first damaged record.
 
 rosbags (like `ros2 bag`) opens an MCAP file from its footer and summary, so a recording cut off by a
 crash or a full disk cannot be opened at all. The data section is a plain sequence of records
 (opcode u8, length u64, content) though, so a forward scan recovers every complete message before the
-damage. Only what replay needs is decoded: schemas, channels, messages and (compressed) chunks.
+damage; only what replay needs is decoded: schemas, channels, messages and (compressed) chunks.
+A sqlite3 bag with a damaged page is refused by rosbags as "malformed" too, yet SQLite itself still
+reads the rows stored before the damaged page, in insertion order.
 
-`read_messages` is what replay uses: the normal rosbags reader, and this scan only when the bag cannot
-be opened at all (sqlite3 bags that SQLite reports as malformed cannot be salvaged this way).
+`read_messages` is what replay uses: the normal rosbags reader, and these scans only when the bag
+cannot be opened at all.
 """
 
 from __future__ import annotations
 
 import mmap
+import sqlite3
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -101,13 +104,37 @@ def salvage_mcap(
             raise SalvageStop(f"{path}: damaged after {count} messages: {exc}", count) from exc
 
 
+def salvage_sqlite3(
+    path: str | Path, topics: Iterable[str] | None = None
+) -> Iterator[tuple[str, str, int, bytes]]:
+    """Yield `(topic, msgtype, timestamp_ns, cdr_bytes)` in insertion order; raise SalvageStop at damage."""
+    path = Path(path)
+    wanted = set(topics) if topics is not None else None
+    count = 0
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error as exc:
+        raise SalvageStop(f"{path}: cannot open with SQLite: {exc}", 0) from exc
+    try:
+        conns = {tid: (name, ty) for tid, name, ty in con.execute("SELECT id, name, type FROM topics")}
+        for tid, t_ns, data in con.execute("SELECT topic_id, timestamp, data FROM messages ORDER BY id"):
+            topic, msgtype = conns[tid]
+            if wanted is None or topic in wanted:
+                count += 1
+                yield topic, msgtype, int(t_ns), bytes(data)
+    except (sqlite3.Error, KeyError) as exc:
+        raise SalvageStop(f"{path}: damaged after {count} messages: {exc}", count) from exc
+    finally:
+        con.close()
+
+
 def read_messages(
     bag: str | Path, topics: Iterable[str] | None = None, msgtypes: Iterable[str] | None = None
 ) -> Iterator[tuple[str, float, Any]]:
     """Yield `(topic, bag_time_s, message)` of `topics` (all when None) whose type is in `msgtypes`.
 
     Read errors raise `masksem_ros.bag_io.BagReadError` after everything readable has been yielded; when
-    the bag cannot be opened and holds MCAP files, they are scanned instead and the error says so.
+    the bag cannot be opened, its MCAP / sqlite3 files are scanned instead and the error says so.
     With `topics` None only the first topic of an accepted type is read (a bag's skeleton stream).
     """
     from masksem_ros import bag_io
@@ -124,7 +151,8 @@ def read_messages(
         yield from bag_io.iter_messages(bag, topics)
         return
     except bag_io.BagReadError as exc:
-        files = sorted(bag.glob("*.mcap")) if bag.is_dir() else [bag] if bag.suffix == ".mcap" else []
+        files = sorted(bag.glob("*.mcap")) + sorted(bag.glob("*.db3")) if bag.is_dir() else [bag]
+        files = [f for f in files if f.suffix in (".mcap", ".db3") and f.is_file()]
         if exc.messages_read or not files:
             raise
         open_error = str(exc)
@@ -133,7 +161,8 @@ def read_messages(
     count = 0
     try:
         for f in files:
-            for topic, msgtype, t_ns, raw in salvage_mcap(f, wanted):
+            scan = salvage_mcap if f.suffix == ".mcap" else salvage_sqlite3
+            for topic, msgtype, t_ns, raw in scan(f, wanted):
                 if accept is not None and msgtype not in accept:
                     continue
                 wanted = wanted or {topic}

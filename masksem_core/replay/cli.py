@@ -1,0 +1,184 @@
+"""`masksem replay BAG --bundle DIR [--labels FILE | --label-topic TOPIC]`: score a model on a recording.
+
+Exit status: 0 when the bag read cleanly, 3 when it was damaged (the report covers what was read),
+2 when nothing could be done (no bundle, no skeleton topic, bad labels file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EXIT_OK, EXIT_USAGE, EXIT_DAMAGED = 0, 2, 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `masksem replay`."""
+    parser.add_argument("bag", type=Path, help="rosbag2 directory (mcap or sqlite3) or a single .mcap file")
+    parser.add_argument("--bundle", type=Path, required=True, help="model bundle directory or archive")
+    truth = parser.add_mutually_exclusive_group()
+    truth.add_argument("--labels", type=Path, help="CSV of labelled intervals start,end,label[,person_id]")
+    truth.add_argument(
+        "--label-topic", help="std_msgs/msg/String label topic in the bag (see docs/replay.md)"
+    )
+    parser.add_argument(
+        "--topic", help="skeleton topic (default: the bag's Skeleton3DArray/PointCloud2 topic)"
+    )
+    parser.add_argument("--layout", help="joint layout of PointCloud2 input when not inferable")
+    parser.add_argument("--out", type=Path, help="output directory (default: BAG.replay next to the bag)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output bag")
+    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="output bag storage")
+    parser.add_argument("--no-bag", action="store_true", help="do not write the output bag")
+    parser.add_argument("--no-plots", action="store_true", help="do not draw the timeline/latency plots")
+    rec = parser.add_argument_group("recogniser")
+    rec.add_argument(
+        "--stride", type=int, default=None, help="frames between windows (default: recogniser's)"
+    )
+    rec.add_argument("--score-threshold", type=float, default=None)
+    rec.add_argument("--smoothing", choices=("none", "ema", "majority"), default=None)
+    rec.add_argument("--max-persons", type=int, default=None)
+    rec.add_argument("--track-timeout", type=float, default=None, help="seconds")
+    rec.add_argument("--device", default="cpu")
+    rec.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    ev = parser.add_argument_group("evaluation")
+    ev.add_argument(
+        "--max-age",
+        type=float,
+        default=None,
+        help="seconds a recognition labels later frames (default: the bundle's window length)",
+    )
+    ev.add_argument("--iou", type=float, default=0.5, help="segment IoU threshold")
+    ev.add_argument("--progress", action="store_true", help="show a progress bar")
+
+
+def _settings(args: argparse.Namespace):
+    from masksem_core.runtime.recognizer import RecognizerSettings
+
+    s = RecognizerSettings(device=args.device, precision=args.precision)
+    for arg, name in (
+        ("stride", "stride_frames"),
+        ("score_threshold", "score_threshold"),
+        ("smoothing", "smoothing"),
+        ("max_persons", "max_persons"),
+        ("track_timeout", "track_timeout_s"),
+    ):
+        if getattr(args, arg) is not None:
+            setattr(s, name, getattr(args, arg))
+    s.validate()
+    return s
+
+
+def run(args: argparse.Namespace) -> int:
+    """Replay, score, report; see the module docstring for the exit status."""
+    from dataclasses import asdict
+
+    from masksem_core.replay import engine, ground_truth, metrics, report
+    from masksem_core.runtime.bundle import load_bundle
+    from masksem_core.runtime.recognizer import StreamingRecognizer
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    bag = Path(args.bag)
+    out = Path(args.out) if args.out else bag.parent / f"{bag.name}.replay"
+    try:
+        bundle = load_bundle(args.bundle)
+        settings = _settings(args)
+        intervals = ground_truth.read_intervals_csv(args.labels) if args.labels else None
+        recognizer = StreamingRecognizer(bundle, settings)
+        result = engine.replay_bag(
+            bag, recognizer, topic=args.topic, layout=args.layout, progress=args.progress
+        )
+    except Exception as exc:  # nothing to report yet: say why in one line
+        print(f"masksem replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    truth_error = None
+    if args.label_topic:
+        try:
+            intervals, truth_error = ground_truth.read_label_topic(bag, args.label_topic)
+        except ground_truth.GroundTruthError as exc:
+            print(f"masksem replay: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    window_s = bundle.window_frames / bundle.fps
+    max_age = args.max_age if args.max_age is not None else window_s
+    rec_arrays = result.recognition_arrays()
+    stamps = result.frame_stamps
+    doc: dict = {
+        "bag": str(bag),
+        "topic": result.topic,
+        "bundle": str(args.bundle),
+        "labels": bundle.labels,
+        "settings": asdict(settings),
+        "messages": result.messages,
+        "frames_read": int(stamps.size),
+        "persons": len(set(result.frame_persons.tolist())),
+        "bag_time_s": [float(stamps.min()), float(stamps.max())] if stamps.size else None,
+        "bad_messages": result.bad_message_count,
+        "bad_message_examples": result.bad_messages,
+        "read_error": result.read_error,
+        "recognitions": len(rec_arrays[0]),
+        "recognized_labels": dict(
+            zip(*np.unique(rec_arrays[2].astype(str), return_counts=True), strict=True)
+        ),
+        "latency_ms": metrics.summary_stats(rec_arrays[3]),
+        "recognizer_stats": result.recognizer_stats,
+        "wall_s": result.wall_s,
+        "realtime_factor": (float(np.ptp(stamps)) / result.wall_s)
+        if stamps.size and result.wall_s > 0
+        else None,
+    }
+    frames = None
+    if intervals is not None:
+        doc["ground_truth"] = {
+            "source": str(args.labels or f"topic {args.label_topic}"),
+            "intervals": len(intervals),
+            "read_error": truth_error,
+        }
+        doc["metrics"], frames = metrics.evaluate(
+            stamps,
+            result.frame_persons,
+            ground_truth.as_arrays(intervals),
+            rec_arrays,
+            max_age_s=max_age,
+            iou_threshold=args.iou,
+            grace_s=window_s,
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    doc["outputs"] = {}
+    if not args.no_bag:
+        out_bag = out / "bag"
+        if out_bag.exists() and args.overwrite:
+            shutil.rmtree(out_bag)
+        try:
+            doc["outputs"]["bag"] = str(engine.write_output_bag(result, out_bag, storage=args.storage))
+        except Exception as exc:  # the metrics are still worth writing
+            doc["outputs"]["bag_error"] = f"{type(exc).__name__}: {exc}"
+    if not args.no_plots:
+        t0 = float(stamps.min()) if stamps.size else 0.0
+        if frames is None:  # no truth: still show what was recognised when
+            pred = metrics.predict_frames(stamps, result.frame_persons, *rec_arrays[:3], max_age_s=max_age)
+            frames = metrics.FrameLabels(
+                stamps, result.frame_persons, np.full(stamps.size, "background", object), pred
+            )
+        doc["outputs"]["timeline"] = str(report.plot_timeline(out / "timeline.png", frames, t0=t0))
+        doc["outputs"]["latency"] = str(report.plot_latency(out / "latency.png", rec_arrays[3]))
+    doc["outputs"]["report"] = str(out / "report.json")
+    doc = report.json_safe(doc)
+    report.write_json_atomic(out / "report.json", doc)
+    print(report.format_table(doc))
+    for key in ("bag", "timeline", "latency", "report"):
+        if key in doc["outputs"]:
+            print(f"wrote {doc['outputs'][key]}")
+    if "bag_error" in doc["outputs"]:
+        print(f"masksem replay: output bag not written: {doc['outputs']['bag_error']}", file=sys.stderr)
+    if result.read_error or truth_error:
+        print(
+            f"masksem replay: bag damaged, report covers what was read: {result.read_error or truth_error}",
+            file=sys.stderr,
+        )
+        return EXIT_DAMAGED
+    return EXIT_OK
