@@ -55,15 +55,19 @@ class RecognizerNode(Node):  # type: ignore[misc]
 
         p = self.p = declare_parameters(self, PARAMETERS)
         self.kit = rclpy_kit()
+        settings_error = None
         try:
             settings = make_settings(**{k: p[k] for k in SETTING_NAMES})
         except Exception as exc:  # torch missing, bad parameter: report, do not crash
-            settings = None
-            self.get_logger().error(f"recogniser settings: {exc}")
+            settings, settings_error = (
+                None,
+                f"cannot use model bundle {p['bundle']!r}: {type(exc).__name__}: {exc}",
+            )
         self.pipeline = RecognitionPipeline(
             p["bundle"] if settings is not None else "", settings, device=p["device"],
             stale_after_s=float(p["stale_after_s"]),
         )  # fmt: skip
+        self.pipeline.error = settings_error or self.pipeline.error
         if self.pipeline.error:
             self.get_logger().error(f"{self.pipeline.error}; publishing ERROR diagnostics, no actions")
         else:

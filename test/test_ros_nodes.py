@@ -1,0 +1,357 @@
+"""Node tests with real rclpy: start the nodes in-process, publish real messages, assert on outputs and
+diagnostics. They need a ROS 2 installation (Humble or Jazzy) and the built package:
+
+    colcon build --packages-select masksem_ros && colcon test --packages-select masksem_ros
+
+Without rclpy (pip installs, CI without ROS) the whole module is skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import array
+import importlib.util
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy not importable: node tests need a ROS 2 installation")
+pytest.importorskip(
+    "masksem_ros.msg",
+    reason="generated masksem_ros.msg not found: colcon build and source install/setup.bash",
+)
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from masksem_ros.msg import RecognizedAction, RecognizedActionArray, Skeleton3DArray  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Float32, String  # noqa: E402
+
+from masksem_ros.messages import (  # noqa: E402
+    numpy_to_skeleton_array,
+    sec_to_stamp,
+    stamp_to_sec,
+)
+from masksem_ros.ros_kit import rclpy_kit, reliable_qos, sensor_qos  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+NWUCLA = REPO.parent / "shared" / "data" / "nw-ucla" / "all_sqe"
+LABELS = ["pick_up", "walk", "wave"]
+OK_LEVEL, ERROR_LEVEL = b"\x00", b"\x02"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+@pytest.fixture
+def probe():
+    node = rclpy.create_node(f"masksem_test_probe_{time.monotonic_ns()}")
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    yield node, ex
+    ex.shutdown()
+    node.destroy_node()
+
+
+def spin_until(ex, cond, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        ex.spin_once(timeout_sec=0.02)
+        if cond():
+            return True
+    return cond()
+
+
+def spin_for(ex, seconds: float) -> None:
+    spin_until(ex, lambda: False, seconds)
+
+
+def now_s(node) -> float:
+    return node.get_clock().now().nanoseconds * 1e-9
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    torch = pytest.importorskip("torch", reason="torch (pip) is needed to run a model bundle")
+    from masksem_core.model.classifier import ActionClassifier
+    from masksem_core.model.config import ModelConfig
+    from masksem_core.runtime.bundle import save_bundle
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(num_frames=16, num_joints=20, num_persons=1, dim=32, depth=1, heads=2, decoder_dim=32,
+                      decoder_depth=1, decoder_heads=2, layout="kinect_v1_20")  # fmt: skip
+    model = ActionClassifier(cfg, num_classes=len(LABELS)).eval()
+    return save_bundle(tmp_path_factory.mktemp("bundle") / "tiny", model, LABELS, "kinect_v1_20", fps=30.0)
+
+
+def nwucla(stem: str) -> np.ndarray:
+    if not NWUCLA.is_dir():
+        pytest.skip(f"NW-UCLA skeletons not found at {NWUCLA} (shared data not next to the repo)")
+    return np.asarray(json.loads((NWUCLA / f"{stem}.json").read_text())["skeletons"], dtype=np.float32)
+
+
+def collect(node, msg_type, topic: str, qos) -> list:
+    got: list = []
+    node.create_subscription(msg_type, topic, got.append, qos)
+    return got
+
+
+def diag_values(arr: DiagnosticArray, name_prefix: str):
+    for st in arr.status:
+        if st.name.startswith(name_prefix):
+            return st, {kv.key: kv.value for kv in st.values}
+    return None, {}
+
+
+def recognizer(topic: str, **params):
+    from masksem_ros.recognizer_node import RecognizerNode
+
+    base = {"input_topic": f"{topic}/in", "output_topic": f"{topic}/out", "diagnostics_period_s": 0.2,
+            "stride_frames": 8, "score_threshold": 0.0, "smoothing": "none"}  # fmt: skip
+    base.update(params)
+    return RecognizerNode(parameter_overrides=[Parameter(k, value=v) for k, v in base.items()])
+
+
+def test_recognizer_node_skeleton_arrays_to_actions_and_diagnostics(probe, bundle):
+    node_p, ex = probe
+    topic = "/t_rec_sk"
+    node = recognizer(topic, bundle=str(bundle))
+    ex.add_node(node)
+    try:
+        pub = node_p.create_publisher(Skeleton3DArray, f"{topic}/in", sensor_qos())
+        actions = collect(node_p, RecognizedActionArray, f"{topic}/out", reliable_qos())
+        diags = collect(node_p, DiagnosticArray, "/diagnostics", reliable_qos())
+        assert spin_until(
+            ex, lambda: pub.get_subscription_count() > 0 and node.count_publishers(f"{topic}/out")
+        )
+        kit = rclpy_kit()
+        clip = nwucla("a04_s01_e00_v01")[:40]
+        t0 = now_s(node_p)
+        stamps = [t0 + k / 30 for k in range(len(clip))]
+        for k, (joints, stamp) in enumerate(zip(clip, stamps)):
+            persons = {"7": (joints, np.ones(20, np.float32))}
+            pub.publish(numpy_to_skeleton_array(kit, stamp, persons, "kinect_v1_20", "camera_optical"))
+            assert spin_until(ex, lambda k=k: node.pipeline.input.count > k, 5.0), f"frame {k} not received"
+        assert spin_until(ex, lambda: sum(len(a.actions) for a in actions) >= 3)
+        first = next(a for a in actions if a.actions)
+        act: RecognizedAction = first.actions[0]
+        assert act.person_id == "7" and act.label in LABELS and act.class_index == LABELS.index(act.label)
+        assert list(act.topk_labels)[0] == act.label and len(act.topk_scores) == 3
+        assert 0.0 <= act.score <= 1.0 and math.isclose(sum(act.topk_scores), 1.0, abs_tol=1e-4)
+        # stamped with the newest input used: the 16th frame completes the first 16-frame window
+        assert first.header.stamp == sec_to_stamp(kit, stamps[15]) == act.header.stamp
+        assert stamp_to_sec(act.window_end) - stamp_to_sec(act.window_start) == pytest.approx(0.5, abs=1e-3)
+        assert first.header.frame_id == "camera_optical"
+        assert len(actions) >= len(clip) - 1  # heartbeat: empty arrays for frames without a due window
+
+        def healthy() -> bool:
+            st, values = diag_values(diags[-1], "masksem_recognizer") if diags else (None, {})
+            return st is not None and st.level == OK_LEVEL and int(values["received_frames"]) == len(clip)
+
+        assert spin_until(ex, healthy, 5.0)
+        st, values = diag_values(diags[-1], "masksem_recognizer")
+        assert st.hardware_id == "cpu" and values["device"] == "cpu" and values["dropped_frames"] == "0"
+        assert float(values["inference_latency_p50_ms"]) > 0 and float(values["input_rate_hz"]) > 0
+        assert values["inference_latency_p99_ms"] != "nan"
+    finally:
+        ex.remove_node(node)
+        node.destroy_node()
+
+
+def test_recognizer_node_pointcloud_input(probe, bundle):
+    point_cloud2 = pytest.importorskip("sensor_msgs_py.point_cloud2")
+    from sensor_msgs.msg import PointCloud2, PointField
+    from std_msgs.msg import Header
+
+    from masksem_ros.pointcloud import pointcloud_to_numpy
+
+    node_p, ex = probe
+    topic = "/t_rec_pc"
+    node = recognizer(topic, bundle=str(bundle), input_type="pointcloud")
+    ex.add_node(node)
+    try:
+        pub = node_p.create_publisher(PointCloud2, f"{topic}/in", sensor_qos())
+        actions = collect(node_p, RecognizedActionArray, f"{topic}/out", reliable_qos())
+        assert spin_until(ex, lambda: pub.get_subscription_count() > 0)
+        fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+                  for i, n in enumerate(("x", "y", "z", "confidence"))]  # fmt: skip
+        fields.append(PointField(name="person_id", offset=16, datatype=PointField.UINT32, count=1))
+        clip = nwucla("a01_s01_e00_v01")[:20]
+        t0 = now_s(node_p)
+        for k, joints in enumerate(clip):
+            header = Header(stamp=sec_to_stamp(rclpy_kit(), t0 + k / 30), frame_id="cam")
+            points = [(float(x), float(y), float(z), 1.0, 3) for x, y, z in joints]
+            cloud = point_cloud2.create_cloud(header, fields, points)
+            if k == 0:  # our numpy reader agrees with sensor_msgs_py's on the rclpy message
+                _, persons, layout = pointcloud_to_numpy(cloud)
+                ref = np.array(
+                    [tuple(p)[:3] for p in point_cloud2.read_points(cloud, field_names=("x", "y", "z"))]
+                )
+                assert layout == "kinect_v1_20" and list(persons) == ["3"]
+                np.testing.assert_allclose(persons["3"][0], ref, rtol=0, atol=0)
+            pub.publish(cloud)
+            assert spin_until(ex, lambda k=k: node.pipeline.input.count > k, 5.0)
+        assert spin_until(ex, lambda: any(a.actions for a in actions))
+        act = next(a for a in actions if a.actions).actions[0]
+        assert act.person_id == "3" and act.label in LABELS
+    finally:
+        ex.remove_node(node)
+        node.destroy_node()
+
+
+def test_recognizer_node_with_missing_bundle_reports_error_and_stays_up(probe, tmp_path):
+    node_p, ex = probe
+    topic = "/t_rec_bad"
+    missing = str(tmp_path / "no_bundle_here")
+    node = recognizer(topic, bundle=missing)
+    ex.add_node(node)
+    try:
+        pub = node_p.create_publisher(Skeleton3DArray, f"{topic}/in", sensor_qos())
+        actions = collect(node_p, RecognizedActionArray, f"{topic}/out", reliable_qos())
+        diags = collect(node_p, DiagnosticArray, "/diagnostics", reliable_qos())
+
+        def error_seen() -> bool:
+            return any(
+                st.level == ERROR_LEVEL and missing in st.message
+                for d in diags for st in d.status if st.name.startswith("masksem_recognizer")
+            )  # fmt: skip
+
+        assert spin_until(ex, error_seen, 5.0)
+        assert spin_until(ex, lambda: pub.get_subscription_count() > 0)
+        kit = rclpy_kit()
+        pub.publish(
+            numpy_to_skeleton_array(kit, now_s(node_p), {"1": (np.zeros((20, 3)), None)}, "kinect_v1_20")
+        )
+        assert spin_until(ex, lambda: len(actions) > 0, 5.0)  # still alive: heartbeat, no actions
+        assert actions[0].actions == [] and node.pipeline.rejected_frames == 1
+    finally:
+        ex.remove_node(node)
+        node.destroy_node()
+
+
+def test_collaboration_node_follows_the_table_and_goes_safe_when_stale(probe, tmp_path):
+    from masksem_ros.collaboration_node import CollaborationNode
+
+    node_p, ex = probe
+    table = tmp_path / "table.yaml"
+    table.write_text(
+        "min_score: 0.6\nstale_after_s: 0.5\nenter_count: 2\nexit_count: 3\n"
+        "safe: {speed_scale: 0.0, command: safe_stop}\ndefault: {speed_scale: 1.0, command: resume}\n"
+        "rules:\n  wave: {speed_scale: 0.8, command: greet}\n"
+        "  stop: {speed_scale: 0.0, command: pause, priority: 10, enter_count: 1}\n"
+    )
+    topics = {
+        "actions_topic": "/t_col/actions",
+        "speed_topic": "/t_col/speed",
+        "command_topic": "/t_col/command",
+    }
+    node = CollaborationNode(parameter_overrides=[Parameter("table", value=str(table)),
+                                                  Parameter("rate_hz", value=20.0)]
+                             + [Parameter(k, value=v) for k, v in topics.items()])  # fmt: skip
+    ex.add_node(node)
+    try:
+        pub = node_p.create_publisher(RecognizedActionArray, topics["actions_topic"], reliable_qos())
+        speeds = collect(node_p, Float32, topics["speed_topic"], reliable_qos())
+        commands = collect(node_p, String, topics["command_topic"], reliable_qos(depth=1, latched=True))
+        assert spin_until(
+            ex, lambda: commands and commands[-1].data == "safe_stop", 5.0
+        )  # latched initial state
+        assert spin_until(ex, lambda: pub.get_subscription_count() > 0)
+        kit = rclpy_kit()
+
+        def send(*labels: str) -> None:
+            msg = RecognizedActionArray()
+            msg.header.stamp = sec_to_stamp(kit, now_s(node_p))
+            msg.actions = [RecognizedAction(person_id="1", label=lb, score=0.9) for lb in labels]
+            pub.publish(msg)
+            spin_for(ex, 0.1)
+
+        for _ in range(3):
+            send()
+        assert commands[-1].data == "resume" and speeds[-1].data == pytest.approx(1.0)
+        send("wave")
+        assert commands[-1].data == "resume"  # hysteresis: one wave is not enough
+        send("wave")
+        assert commands[-1].data == "greet" and speeds[-1].data == pytest.approx(0.8)
+        send("wave", "stop")
+        assert commands[-1].data == "pause" and speeds[-1].data == 0.0
+        n = len(speeds)
+        spin_for(ex, 1.0)  # the recogniser "stops": safe within stale_after_s, speed keeps coming at rate_hz
+        assert commands[-1].data == "safe_stop" and speeds[-1].data == 0.0
+        assert len(speeds) - n >= 10
+    finally:
+        ex.remove_node(node)
+        node.destroy_node()
+
+
+def test_pose_node_on_a_real_photograph(probe):
+    pytest.importorskip("mediapipe", reason="mediapipe==0.10.21 (pip) is needed by the pose node")
+    skdata = pytest.importorskip("skimage.data", reason="scikit-image provides the test photograph")
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    from masksem_ros.pose_node import PoseNode
+
+    node_p, ex = probe
+    params = {"image_topic": "/t_pose/image", "output_topic": "/t_pose/skeletons",
+              "markers_topic": "/t_pose/markers", "camera_info_topic": "", "static_mode": True,
+              "person_id": "5"}  # fmt: skip
+    node = PoseNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    ex.add_node(node)
+    try:
+        pub = node_p.create_publisher(Image, params["image_topic"], reliable_qos(depth=1))
+        skeletons = collect(node_p, Skeleton3DArray, params["output_topic"], sensor_qos())
+        markers = collect(node_p, MarkerArray, params["markers_topic"], reliable_qos(depth=1))
+        assert spin_until(ex, lambda: pub.get_subscription_count() > 0)
+        rgb = skdata.astronaut()
+        pad = 16
+        rows = np.concatenate([rgb[:, :, ::-1].reshape(512, -1), np.zeros((512, pad), np.uint8)], axis=1)
+        img = Image(height=512, width=512, encoding="bgr8", is_bigendian=0, step=512 * 3 + pad,
+                    data=array.array("B", rows.tobytes()))  # fmt: skip
+        img.header.frame_id = "camera_optical"
+        img.header.stamp = sec_to_stamp(rclpy_kit(), 1234.5)
+        pub.publish(img)
+        assert spin_until(ex, lambda: skeletons and markers, 30.0)
+        msg = skeletons[0]
+        assert msg.header.stamp == img.header.stamp and msg.header.frame_id == "camera_optical"
+        assert len(msg.skeletons) == 1
+        sk = msg.skeletons[0]
+        assert (
+            sk.person_id == "5"
+            and sk.layout == "mediapipe33"
+            and len(sk.joints) == 33
+            and len(sk.confidence) == 33
+        )
+        nose, hip = sk.joints[0], sk.joints[23]
+        assert nose.y < hip.y and 0.3 < nose.z < 5.0  # y down in the optical frame; in front of the camera
+        kinds = [m.type for m in markers[0].markers]
+        assert Marker.DELETEALL in [m.action for m in markers[0].markers]
+        assert Marker.SPHERE_LIST in kinds and Marker.LINE_LIST in kinds
+    finally:
+        ex.remove_node(node)
+        node.destroy_node()
+
+
+@pytest.mark.parametrize("name", ["masksem.launch.py", "replay.launch.py"])
+def test_launch_files_build_a_description(name):
+    pytest.importorskip("launch_ros", reason="launch_ros not installed")
+    from launch.actions import DeclareLaunchArgument
+
+    from launch import LaunchDescription
+
+    spec = importlib.util.spec_from_file_location(name.replace(".", "_"), REPO / "launch" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    desc = module.generate_launch_description()
+    assert isinstance(desc, LaunchDescription)
+    args = {e.name for e in desc.entities if isinstance(e, DeclareLaunchArgument)}
+    assert {"bundle", "device"} <= args
+    assert ("image_topic" in args) == (name == "masksem.launch.py")
+    assert ("bag" in args) == (name == "replay.launch.py")
