@@ -355,3 +355,46 @@ def test_launch_files_build_a_description(name):
     assert {"bundle", "device"} <= args
     assert ("image_topic" in args) == (name == "masksem.launch.py")
     assert ("bag" in args) == (name == "replay.launch.py")
+
+
+def test_rclpy_and_rosbags_serialise_identical_cdr():
+    """The converters build the same message through both kits; rclpy's bytes equal rosbags' bytes."""
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    from masksem_ros.messages import (
+        ACTION_ARRAY_TYPE,
+        SKELETON_ARRAY_TYPE,
+        actions_to_array_msg,
+        get_typestore,
+        rosbags_kit,
+        skeleton_array_to_numpy,
+    )
+
+    ts = get_typestore()
+    rng = np.random.default_rng(0)
+    persons = {"1": (rng.normal(size=(25, 3)), rng.uniform(size=25)), "b7": (rng.normal(size=(25, 3)), None)}
+    ros_msg = numpy_to_skeleton_array(rclpy_kit(), 17.25, persons, "ntu25", "cam")
+    bag_msg = numpy_to_skeleton_array(rosbags_kit(), 17.25, persons, "ntu25", "cam")
+    raw = serialize_message(ros_msg)
+    assert raw == bytes(ts.serialize_cdr(bag_msg, SKELETON_ARRAY_TYPE))
+    stamp, back, layout = skeleton_array_to_numpy(deserialize_message(raw, Skeleton3DArray))
+    assert (stamp, layout, list(back)) == (17.25, "ntu25", ["1", "b7"])
+    np.testing.assert_array_equal(back["1"][0], persons["1"][0].astype(np.float32))
+
+    from types import SimpleNamespace
+
+    rec = SimpleNamespace(
+        person_id="1",
+        label="wave",
+        class_index=2,
+        score=0.75,
+        topk_labels=["wave", "walk"],
+        topk_scores=[0.75, 0.25],
+        window_start=1.0,
+        window_end=2.0,
+        stamp=2.0,
+        latency_ms=4.5,
+    )
+    ros_arr = actions_to_array_msg(rclpy_kit(), [rec], 2.0, "cam")
+    bag_arr = actions_to_array_msg(rosbags_kit(), [rec], 2.0, "cam")
+    assert serialize_message(ros_arr) == bytes(ts.serialize_cdr(bag_arr, ACTION_ARRAY_TYPE))
