@@ -77,9 +77,13 @@ def run(args: argparse.Namespace) -> int:
     """Replay, score, report; see the module docstring for the exit status."""
     from dataclasses import asdict
 
-    from masksem_core.replay import engine, ground_truth, metrics, report
-    from masksem_core.runtime.bundle import load_bundle
-    from masksem_core.runtime.recognizer import StreamingRecognizer
+    try:
+        from masksem_core.replay import engine, ground_truth, metrics, report
+        from masksem_core.runtime.bundle import load_bundle
+        from masksem_core.runtime.recognizer import StreamingRecognizer
+    except ImportError as exc:  # e.g. masksem_ros not installed next to masksem_core
+        print(f"masksem replay: cannot import {exc.name or exc}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     bag = Path(args.bag)
