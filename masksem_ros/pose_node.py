@@ -148,6 +148,7 @@ class PoseNode(Node):  # type: ignore[misc]
 def main(args: list[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
+    from rclpy.logging import get_logger
 
     from masksem_ros.pose import PoseUnavailable
 
@@ -155,7 +156,7 @@ def main(args: list[str] | None = None) -> int:
     try:
         node = PoseNode()
     except PoseUnavailable as exc:
-        rclpy.logging.get_logger("masksem_pose").fatal(str(exc))
+        get_logger("masksem_pose").fatal(str(exc))
         rclpy.try_shutdown()
         return 1
     try:
