@@ -188,3 +188,15 @@ def test_bad_arguments_are_named(tmp_path):
 
         np.savez(tmp_path / "other.npz", a=np.zeros(3))
         open_npz_member(tmp_path / "other.npz", "x_train")
+
+
+EXPECTED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ntu-samples" / "expected"
+
+
+@pytest.mark.skipif(not EXPECTED.is_dir(), reason=f"reference npz files not found at {EXPECTED}")
+def test_reads_the_standard_pipelines_file_unchanged():
+    ds = SkeletonClips(EXPECTED / "NTU60_XSub.npz", "train", num_frames=64, train=False)
+    assert ds.layout is NTU25 and ds.num_persons == 2 and ds.num_classes == 60 and len(ds) == 3
+    assert ds.max_frames == 124 and valid_length(ds.raw_clip(1)) == 70
+    x, y = ds[1]
+    assert x.shape == (3, 64, 25, 2) and y == 57 and x[..., 1].abs().sum() > 0  # the two-person sample
