@@ -66,12 +66,9 @@ def check_frame(
     if not math.isfinite(stamp_f) or isinstance(stamp, bool):
         return "bad_stamp", *empty
     try:
-        j = np.asarray(joints, dtype=np.float32)
-        c = (
-            np.ones(num_joints, np.float32)
-            if confidence is None
-            else np.asarray(confidence, dtype=np.float32)
-        )
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values become inf: dropped as non_finite
+            j = np.asarray(joints, dtype=np.float32)
+            c = np.ones(num_joints, np.float32) if confidence is None else np.asarray(confidence, np.float32)
     except (TypeError, ValueError):
         return "bad_shape", *empty
     if j.shape != (num_joints, 3) or c.shape != (num_joints,):
