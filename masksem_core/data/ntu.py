@@ -53,7 +53,7 @@ class RawSkeleton:
         return int(np.count_nonzero(self.bodies_per_frame))
 
 
-def _int_line(data: bytes, starts: np.ndarray, i: int, path: str, what: str) -> int:
+def _int_line(data: bytes, starts: list[int] | np.ndarray, i: int, path: str, what: str) -> int:
     if i + 1 >= len(starts):
         raise DataFormatError(path, f"file ends early: expected {what}", line=i + 1, field=what)
     text = data[starts[i] : starts[i + 1]].strip()
@@ -103,13 +103,14 @@ def _leading_xyz(data: bytes, starts: np.ndarray, first_lines: np.ndarray) -> np
     nxt = first_space + FIELDS_PER_JOINT - 1
     if np.any((nxt < len(spaces)) & (spaces[np.minimum(nxt, len(spaces) - 1)] < line_end)):
         return None
-    third = spaces[first_space + 2]
-    lengths = third - line_start + 1  # keep the third space as the separator
-    offsets = np.cumsum(lengths) - lengths
-    idx = np.repeat(line_start - offsets, lengths) + np.arange(int(lengths.sum()))
+    # keep bytes from each line start up to and including its third space (the separator)
+    marks = np.zeros(len(buf) + 1, dtype=np.int8)
+    marks[line_start] = 1
+    marks[spaces[first_space + 2] + 1] = -1
+    keep = np.cumsum(marks[:-1], dtype=np.int8).view(bool)
     with warnings.catch_warnings():  # a bad token stops the parse with a warning; the count check reports it
         warnings.simplefilter("ignore", DeprecationWarning)
-        values = np.fromstring(buf[idx].tobytes(), dtype=np.float64, sep=" ")
+        values = np.fromstring(buf[keep].tobytes(), dtype=np.float64, sep=" ")
     if values.size != 3 * len(lines) or not np.isfinite(values).all():
         return None
     return values
@@ -136,14 +137,15 @@ def parse_skeleton_bytes(data: bytes, path: str = "<bytes>") -> RawSkeleton:
         raise DataFormatError(
             path, f"claims {num_frames} frames but has only {num_lines} lines", line=1, field="frame count"
         )
-    bodies_per_frame = np.zeros(num_frames, dtype=np.int64)
+    sl = starts.tolist()  # Python ints: scalar indexing into a numpy array is slow in this loop
+    bodies_per_frame: list[int] = []
     ids: list[bytes] = []
     first_lines: list[int] = []
     frame_of_block: list[int] = []
     line = 1
     kept = -1
     for f in range(num_frames):
-        nb = _int_line(data, starts, line, path, f"body count of frame {f + 1}")
+        nb = _int_line(data, sl, line, path, "body count")
         if nb < 0 or line + 1 + nb * (2 + NUM_JOINTS) > num_lines:
             raise DataFormatError(
                 path,
@@ -151,18 +153,18 @@ def parse_skeleton_bytes(data: bytes, path: str = "<bytes>") -> RawSkeleton:
                 line=line + 1,
                 field="body count",
             )
-        bodies_per_frame[f] = nb
+        bodies_per_frame.append(nb)
         line += 1
         if nb:
             kept += 1
         for _ in range(nb):
-            info = data[starts[line] : starts[line + 1]].split()
+            info = data[sl[line] : sl[line + 1]].split()
             if len(info) != 10:
                 raise DataFormatError(
                     path, f"body info line needs 10 fields, got {len(info)}", line=line + 1, field="body info"
                 )
             ids.append(info[0])
-            nj = _int_line(data, starts, line + 1, path, "joint count")
+            nj = _int_line(data, sl, line + 1, path, "joint count")
             if nj != NUM_JOINTS:
                 raise DataFormatError(
                     path, f"joint count is {nj}, expected {NUM_JOINTS}", line=line + 2, field="joint count"
@@ -172,7 +174,7 @@ def parse_skeleton_bytes(data: bytes, path: str = "<bytes>") -> RawSkeleton:
             line += 2 + NUM_JOINTS
     if data[starts[line] :].strip():
         raise DataFormatError(path, "unexpected text after the last frame", line=line + 1)
-    raw = RawSkeleton(name=name, num_frames_in_file=num_frames, bodies_per_frame=bodies_per_frame)
+    raw = RawSkeleton(name, num_frames, np.asarray(bodies_per_frame, dtype=np.int64))
     if not ids:
         return raw
     xyz = _leading_xyz(data, starts, np.asarray(first_lines, dtype=np.int64))
