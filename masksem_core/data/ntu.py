@@ -119,8 +119,8 @@ def _leading_xyz(data: bytes, starts: np.ndarray, first_lines: np.ndarray) -> np
 def parse_skeleton_bytes(data: bytes, path: str = "<bytes>") -> RawSkeleton:
     """Parse the text of a `.skeleton` file (CRLF or LF).
 
-    Header lines are walked in Python (a few per frame); the joint numbers, which are 99% of the file,
-    are converted in one `np.fromstring` call over the joined joint blocks. Every count in the file
+    Header lines are walked in Python (a few per frame); the x, y, z of all joint lines, which are
+    most of the file, are gathered and converted in one `np.fromstring` call. Every count in the file
     is checked against the number of lines before anything is allocated, so a corrupt frame count of
     10^9 is an error, not an out-of-memory.
     """
