@@ -257,3 +257,21 @@ def test_all_invalid_corpus_is_an_error_and_writes_nothing(tmp_path):
     with pytest.raises(EmptyCorpusError, match="all 1 files were bad"):
         prepare_ntu(tmp_path, out, "ntu60", progress=False)
     assert list(out.iterdir()) == []
+
+
+@needs_samples
+def test_benchmark_baseline_is_the_standard_parse():
+    """The benchmark baseline must reproduce the standard stage 1, or its speed-up means nothing."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_prepare", Path(__file__).resolve().parents[1] / "bench" / "bench_prepare.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.standard_parse(str(SAMPLES / f"{TWO_PERSON}.skeleton"))
+    ref = np.load(EXPECTED / f"{TWO_PERSON}.raw_bodies.npz")
+    assert list(out["data"]) == list(ref["body_ids"]) and out["num_frames"] == 70
+    for k, body in enumerate(out["data"].values()):
+        np.testing.assert_array_equal(body["joints"].reshape(-1, 25, 3), ref[f"body{k}_joints"])
+        assert body["motion"] == ref[f"body{k}_motion"]
