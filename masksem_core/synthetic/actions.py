@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from masksem_core.layouts import NTU25
 from masksem_core.synthetic.pose import Motion, envelope, ramp
 
 TAU = 2.0 * np.pi
@@ -27,6 +28,7 @@ class Context:
     amp: np.ndarray  # (B, 1) amplitude factor
     speed: np.ndarray  # (B, 1) speed factor (scales oscillation frequencies)
     seat: np.ndarray  # (B, 1) the performer's seated thigh angle (rad), fixed per subject
+    lengths: np.ndarray  # (B, 25) person 1's bone lengths, for programs that place a hand exactly
     rng: np.random.Generator
     meet: np.ndarray | None = field(default=None)  # (B,) phase where two persons' hands touch
 
@@ -104,7 +106,7 @@ def stop_palm(ctx: Context, m: list[Motion]) -> None:
     """Arm thrust forward with the palm up and out, quickly, then held (one hand, sometimes two)."""
     w = envelope(ctx.phase, ctx.u(0.08, 0.18), ctx.u(0.15, 0.3))
     both = ctx.rng.random(len(ctx.amp)) < 0.2
-    elev, azim, elbow, wrist = ctx.deg(85, 110), ctx.deg(-5, 25), ctx.deg(5, 30), ctx.deg(60, 85)
+    elev, azim, elbow, wrist = ctx.deg(95, 120), ctx.deg(-5, 25), ctx.deg(5, 25), ctx.deg(60, 85)
     _arm_to(m[0], w, elev=elev, azim=azim, twist=ctx.deg(-10, 10), elbow=elbow, wrist=wrist, fingers=0.0)
     w2 = w * both[:, None]
     _arm_to(m[0], w2, main=False, elev=elev, azim=azim, twist=0.0, elbow=elbow, wrist=wrist, fingers=0.0)
@@ -180,7 +182,7 @@ def push(ctx: Context, m: list[Motion]) -> None:
     _both_arms(
         p,
         out,
-        elev=ctx.deg(70, 90) * ctx.amp**0.3,
+        elev=ctx.deg(60, 82) * ctx.amp**0.3,
         azim=ctx.deg(-15, 0),
         elbow=ctx.deg(5, 25),
         wrist=ctx.deg(55, 80),
@@ -220,18 +222,34 @@ def _return_arms(p: Motion, w: np.ndarray, both: bool = True) -> None:
 
 
 def clap(ctx: Context, m: list[Motion]) -> None:
-    """Hands in front of the chest, meeting repeatedly (sharp contacts, slower opening)."""
+    """Hands in front of the chest, meeting repeatedly (sharp contacts, slower opening).
+
+    The closed arm swing is solved from the performer's shoulder width and arm reach, so the palms
+    meet in the middle for every body, instead of missing or passing through each other.
+    """
     p, w = m[0], envelope(ctx.phase, ctx.u(0.15, 0.25), ctx.u(0.15, 0.25))
     f = ctx.u(1.8, 3.0) * ctx.speed
-    open_ = np.abs(np.sin(np.pi * f * np.maximum(ctx.t, 0.0))) ** 0.7  # 0 at each contact
+    # 0 while the palms touch (a brief dwell, so a 30 Hz sensor sees every contact), 1 when wide open
+    open_ = np.clip((np.abs(np.sin(np.pi * f * np.maximum(ctx.t, 0.0))) - 0.3) / 0.7, 0.0, 1.0) ** 0.8
+    elev, elbow, wrist = ctx.deg(45, 75), ctx.deg(35, 55), ctx.deg(0, 20)
+    length = {
+        n: ctx.lengths[:, NTU25.index(n)][:, None]
+        for n in ("shoulder_left", "elbow_left", "wrist_left", "hand_left")
+    }
+    reach = (
+        length["elbow_left"] * np.sin(elev)
+        + length["wrist_left"] * np.sin(elev + elbow)
+        + length["hand_left"] * np.sin(elev + elbow + wrist)
+    )
+    closed = -np.arcsin(np.clip((length["shoulder_left"] - 0.03) / reach, 0.0, 1.0))
     _both_arms(
         p,
         w,
-        elev=ctx.deg(45, 75),
-        azim=ctx.deg(-50, -40) + ctx.deg(30, 45) * open_ * ctx.amp,
-        twist=ctx.deg(-40, -20),
-        elbow=ctx.deg(40, 70),
-        wrist=ctx.deg(0, 20),
+        elev=elev,
+        azim=closed + ctx.deg(25, 40) * open_ * ctx.amp**0.5,
+        twist=0.0,
+        elbow=elbow,
+        wrist=wrist,
         fingers=0.0,
     )
 

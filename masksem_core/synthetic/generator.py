@@ -34,7 +34,7 @@ _HAND = {False: NTU25.index("hand_left"), True: NTU25.index("hand_right")}
 def seat_angle(subject_ids: np.ndarray) -> np.ndarray:
     """A performer's seated thigh angle (rad): fixed per subject, so a sit_down and the following
     stand_up of one recording meet in the same pose."""
-    return np.array([np.random.default_rng([int(s), 7919]).uniform(1.25, 1.6) for s in subject_ids])
+    return np.array([np.random.default_rng([int(s), 7919]).uniform(1.4, 1.65) for s in subject_ids])
 
 
 @dataclass
@@ -81,6 +81,7 @@ def simulate(
         amp=(subjects.vigour[main] * rng.uniform(0.85, 1.15, b))[:, None],
         speed=speed[:, None],
         seat=seat_angle(subjects.ids[main])[:, None],
+        lengths=subjects.lengths[main],
         rng=rng,
     )
     motions = []
@@ -168,7 +169,7 @@ def to_camera(bodies: np.ndarray, view: View, centre: np.ndarray | None = None) 
     centre[:, 1] = 0.0  # keep the ground at y = 0 before lowering it
     rot = rot_x(view.pitch) @ rot_y(np.pi + view.yaw)  # (B, 3, 3)
     shift = np.stack([view.lateral, -view.height, view.distance], axis=1)
-    out = np.einsum("bij,bmtvj->bmtvi", rot, bodies - centre[:, None, None, None, :])
+    out = (bodies - centre[:, None, None, None, :]) @ rot.transpose(0, 2, 1)[:, None, None]
     out += np.einsum("bij,bj->bi", rot_x(view.pitch), shift)[:, None, None, None, :]
     out[~present] = 0.0
     return out

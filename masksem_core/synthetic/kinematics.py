@@ -90,6 +90,7 @@ def _topological_order() -> list[int]:
 
 
 FK_ORDER = _topological_order()
+HAS_CHILDREN = np.isin(np.arange(NUM_JOINTS), PARENTS)
 
 # Joints whose bones scale together when a subject's proportions vary.
 _GROUPS = {
@@ -169,7 +170,8 @@ def forward_kinematics(lengths: np.ndarray, local_rot: np.ndarray, root_pos: np.
             glob[:, :, j] = local_rot[:, :, j]
             continue
         pos[:, :, j] = pos[:, :, p] + np.einsum("btij,bj->bti", glob[:, :, p], offsets[:, j])
-        glob[:, :, j] = glob[:, :, p] @ local_rot[:, :, j]
+        if HAS_CHILDREN[j]:
+            glob[:, :, j] = glob[:, :, p] @ local_rot[:, :, j]
     return pos
 
 
