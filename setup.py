@@ -4,7 +4,23 @@ On a ROS 2 workspace the root package is built by colcon through CMakeLists.txt 
 torch is deliberately unpinned here: install the build you want first (README: CPU pin or CUDA).
 """
 
+import shutil
+from pathlib import Path
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+
+class BuildPyWithMessages(build_py):
+    """Ship the root msg/*.msg (which ROS needs at the package root) inside masksem_ros/msg_defs/."""
+
+    def run(self) -> None:
+        super().run()
+        target = Path(self.build_lib) / "masksem_ros" / "msg_defs"
+        target.mkdir(parents=True, exist_ok=True)
+        for msg in sorted(Path(__file__).parent.joinpath("msg").glob("*.msg")):
+            shutil.copy2(msg, target / msg.name)
+
 
 setup(
     name="masksem",
@@ -14,7 +30,6 @@ setup(
     packages=find_packages(include=["masksem_core", "masksem_core.*", "masksem_ros", "masksem_ros.*"]),
     package_data={
         "masksem_core": ["configs/*.yaml", "resources/*", "resources/**/*"],
-        "masksem_ros": ["msg/*.msg", "config/*.yaml"],
     },
     include_package_data=True,
     install_requires=[
@@ -32,5 +47,6 @@ setup(
         "pose": ["mediapipe==0.10.21", "numpy<2"],
         "test": ["pytest>=8", "hypothesis>=6.100", "catkin_pkg>=1.0", "scikit-image>=0.22", "ruff>=0.6"],
     },
+    cmdclass={"build_py": BuildPyWithMessages},
     entry_points={"console_scripts": ["masksem = masksem_core.cli:main"]},
 )
