@@ -42,29 +42,35 @@ def _clip(name: str) -> tuple[str, np.ndarray]:
     return LABELS[int(d["label"]) - 1], np.asarray(d["skeletons"], dtype=np.float32)
 
 
-def _sequence(names: list[str], person: str = "3"):
+def _sequence(names: list[str], person: str = "3", bystander: str | None = None):
     """Clips back to back, each followed by GAP frames of the person standing still (background).
 
+    A `bystander` stands 1.5 m aside in every frame, never acting; the truth then names `person`.
     Returns frames [(stamp, {person: (joints, conf)})], intervals, and label-topic events.
     """
     frames, intervals, events = [], [], []
+    still = _clip("a06_s02_e00_v01")[1][0] + np.array([1.5, 0.0, 0.0], np.float32)
+    who = person if bystander else None
+    prefix = f"{person}:" if bystander else ""
     k = 0
     for name in names:
         label, sk = _clip(name)
         start = T0 + k / FPS
-        for f in sk:
-            frames.append((T0 + k / FPS, {person: (f, np.ones(len(f), np.float32))}))
+        for j, f in enumerate(list(sk) + [sk[-1]] * GAP):
+            persons = {person: (f, np.ones(len(f), np.float32) if j < len(sk) else None)}
+            if bystander:
+                persons[bystander] = (still, None)
+            frames.append((T0 + k / FPS, persons))
             k += 1
-        intervals.append(ground_truth.Interval(start, T0 + k / FPS, label))
-        events += [(start, label), (T0 + k / FPS, "background")]
-        for _ in range(GAP):
-            frames.append((T0 + k / FPS, {person: (sk[-1], None)}))
-            k += 1
+        end = start + len(sk) / FPS
+        intervals.append(ground_truth.Interval(start, end, label, who))
+        events += [(start, prefix + label), (end, prefix + "background")]
     return frames, intervals, events
 
 
 def _write_csv(path: Path, intervals: list[ground_truth.Interval]) -> Path:
-    path.write_text("start,end,label\n" + "".join(f"{i.start!r},{i.end!r},{i.label}\n" for i in intervals))
+    rows = "".join(f"{i.start!r},{i.end!r},{i.label},{i.person_id or ''}\n" for i in intervals)
+    path.write_text("start,end,label,person_id\n" + rows)
     return path
 
 
@@ -166,14 +172,16 @@ def test_replay_continuous_sequence_csv_and_label_topic(tmp_path: Path, bundle: 
     from masksem_ros import bag_io
 
     names = ["a01_s01_e00_v01", "a05_s01_e00_v01", "a12_s01_e00_v01"]
-    frames, intervals, events = _sequence(names)
+    frames, intervals, events = _sequence(names, person="3", bystander="9")
     bag = bag_io.write_skeleton_bag(
         tmp_path / "seq", frames, "kinect_v1_20", storage=storage, extra_topics=_label_topic(events)
     )
     csv = _write_csv(tmp_path / "seq.csv", intervals)
     rc, by_csv = _replay(bag, bundle, tmp_path / "csv", "--labels", str(csv))
     assert rc == 0
-    rc, by_topic = _replay(bag, bundle, tmp_path / "topic", "--label-topic", "/labels", "--no-bag")
+    rc, by_topic = _replay(
+        bag, bundle, tmp_path / "topic", "--label-topic", "/labels", "--no-bag", "--no-plots"
+    )
     assert rc == 0 and "bag" not in by_topic["outputs"]
     assert by_topic["ground_truth"]["intervals"] == by_csv["ground_truth"]["intervals"] == 3
     # same truth either way; only the wall-clock latency differs between two runs
@@ -182,8 +190,10 @@ def test_replay_continuous_sequence_csv_and_label_topic(tmp_path: Path, bundle: 
     }
     m = by_csv["metrics"]
     lengths = [len(_clip(n)[1]) for n in names]
-    assert m["frames"] == sum(lengths) + GAP * len(names) == by_csv["frames_read"]
-    assert m["per_class_frame_accuracy"]["background"]["frames"] == GAP * len(names)
+    n = sum(lengths) + GAP * len(names)  # frames per person
+    assert m["frames"] == 2 * n == by_csv["frames_read"] and by_csv["persons"] == 2
+    # the bystander is background throughout, the actor between clips
+    assert m["per_class_frame_accuracy"]["background"]["frames"] == n + GAP * len(names)
     for n, length in zip(names, lengths):
         assert m["per_class_frame_accuracy"][_clip(n)[0]]["frames"] == length
     assert m["detection_delay_s"]["actions"] == 3
@@ -256,7 +266,8 @@ def test_damaged_bag_reports_what_was_read(tmp_path: Path, bundle: Path, storage
     from masksem_ros import bag_io
 
     label, sk = _clip("a12_s01_e00_v01")
-    n = 3600  # 2 min, 2.2 MB: rosbags writes ~1 MB MCAP chunks, so 60% of the file holds a whole chunk
+    # mcap: 2 min, 2.2 MB, as rosbags writes 1 MiB chunks and 60% of the file must hold a whole one
+    n = 3600 if storage == "mcap" else 600
     frames = [(T0 + k / FPS, {"1": (sk[k % len(sk)], None)}) for k in range(n)]
     bag = bag_io.write_skeleton_bag(tmp_path / "cut", frames, "kinect_v1_20", storage=storage)
     data = next(p for p in bag.iterdir() if p.suffix in (".mcap", ".db3"))
