@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from masksem_core.config import ConfigError, from_dict
 from masksem_core.layouts import NTU25
 from masksem_core.model import ActionClassifier, ModelConfig
 from masksem_core.runtime.adapters import adapt
@@ -351,3 +352,26 @@ def test_bf16_gives_nearly_the_same_probabilities(bundle):
     for lab, score in zip(b.topk_labels, b.topk_scores):
         if lab in pa:
             assert abs(pa[lab] - score) < 0.05
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"stride_frames": 0}, "stride_frames"),
+        ({"smoothing": "median"}, "smoothing"),
+        ({"precision": "int4"}, "precision"),
+        ({"partner": "all"}, "partner"),
+        ({"max_gap_s": 0}, "max_gap_s"),
+        ({"smoothing_alpha": 1.5}, "smoothing_alpha"),
+    ],
+)
+def test_bad_settings_fail_at_construction_naming_the_field(bundle, bad, match):
+    with pytest.raises(ConfigError, match=f"recognizer.{match}"):
+        StreamingRecognizer(bundle, RecognizerSettings(**bad))
+
+
+def test_settings_load_from_a_mapping_like_the_node_parameters():
+    s = from_dict(RecognizerSettings, {"stride_frames": 10, "smoothing": "majority", "precision": "bf16"})
+    assert (s.stride_frames, s.smoothing, s.precision) == (10, "majority", "bf16")
+    with pytest.raises(ConfigError, match="strid"):
+        from_dict(RecognizerSettings, {"strid": 3})

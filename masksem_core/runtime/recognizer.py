@@ -56,6 +56,7 @@ class RecognizerSettings:
     device: str = "cpu"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     unknown_label: str = "unknown"
+    num_threads: int = 0  # torch CPU threads for the whole process; 0 leaves torch's default
 
     def validate(self) -> None:
         for name in ("stride_frames", "top_k", "max_persons", "max_batch", "smoothing_window"):
@@ -68,6 +69,14 @@ class RecognizerSettings:
             raise ConfigError(f"recognizer.smoothing_alpha must be in (0, 1], got {self.smoothing_alpha}")
         if self.precision not in DTYPES:
             raise ConfigError(f"recognizer.precision must be one of {list(DTYPES)}, got {self.precision!r}")
+        if self.smoothing not in ("none", "ema", "majority"):
+            raise ConfigError(f"recognizer.smoothing must be none, ema or majority, got {self.smoothing!r}")
+        if self.partner not in ("nearest", "none"):
+            raise ConfigError(f"recognizer.partner must be nearest or none, got {self.partner!r}")
+        if self.num_threads < 0:
+            raise ConfigError(f"recognizer.num_threads must be >= 0, got {self.num_threads}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"recognizer.device={self.device!r} but CUDA is not available here")
 
 
 @dataclass
@@ -117,6 +126,8 @@ class StreamingRecognizer:
         self.settings = settings or RecognizerSettings()
         self.settings.validate()
         b, s = self.bundle, self.settings
+        if s.num_threads > 0:
+            torch.set_num_threads(s.num_threads)
         self.device = torch.device(s.device)
         self.dtype = DTYPES[s.precision]
         same = self.device.type == "cpu" and self.dtype == torch.float32
