@@ -28,7 +28,7 @@ class Context:
     amp: np.ndarray  # (B, 1) amplitude factor
     speed: np.ndarray  # (B, 1) speed factor (scales oscillation frequencies)
     seat: np.ndarray  # (B, 1) the performer's seated thigh angle (rad), fixed per subject
-    lengths: np.ndarray  # (B, 25) person 1's bone lengths, for programs that place a hand exactly
+    lengths: np.ndarray  # (B, persons, 25) bone lengths, for programs that place a hand exactly
     rng: np.random.Generator
     meet: np.ndarray | None = field(default=None)  # (B,) phase where two persons' hands touch
 
@@ -104,7 +104,7 @@ def point(ctx: Context, m: list[Motion]) -> None:
 
 def stop_palm(ctx: Context, m: list[Motion]) -> None:
     """Arm thrust forward with the palm up and out, quickly, then held (one hand, sometimes two)."""
-    w = envelope(ctx.phase, ctx.u(0.08, 0.18), ctx.u(0.15, 0.3))
+    w = envelope(ctx.phase, ctx.u(0.18, 0.28), ctx.u(0.2, 0.3))
     both = ctx.rng.random(len(ctx.amp)) < 0.2
     elev, azim, elbow, wrist = ctx.deg(95, 120), ctx.deg(-5, 25), ctx.deg(5, 25), ctx.deg(60, 85)
     _arm_to(m[0], w, elev=elev, azim=azim, twist=ctx.deg(-10, 10), elbow=elbow, wrist=wrist, fingers=0.0)
@@ -228,12 +228,12 @@ def clap(ctx: Context, m: list[Motion]) -> None:
     meet in the middle for every body, instead of missing or passing through each other.
     """
     p, w = m[0], envelope(ctx.phase, ctx.u(0.15, 0.25), ctx.u(0.15, 0.25))
-    f = ctx.u(1.8, 3.0) * ctx.speed
+    f = ctx.u(1.6, 2.6) * ctx.speed
     # 0 while the palms touch (a brief dwell, so a 30 Hz sensor sees every contact), 1 when wide open
     open_ = np.clip((np.abs(np.sin(np.pi * f * np.maximum(ctx.t, 0.0))) - 0.3) / 0.7, 0.0, 1.0) ** 0.8
     elev, elbow, wrist = ctx.deg(45, 75), ctx.deg(35, 55), ctx.deg(0, 20)
     length = {
-        n: ctx.lengths[:, NTU25.index(n)][:, None]
+        n: ctx.lengths[:, 0, NTU25.index(n)][:, None]
         for n in ("shoulder_left", "elbow_left", "wrist_left", "hand_left")
     }
     reach = (
@@ -292,10 +292,10 @@ def stand_up(ctx: Context, m: list[Motion]) -> None:
 
 
 def walk_past(ctx: Context, m: list[Motion]) -> None:
-    """Walk across the view (sideways to the camera, give or take 30 degrees), arms swinging."""
+    """Walk across the view (sideways to the camera, give or take 20 degrees), arms swinging."""
     p = m[0]
     b = len(ctx.amp)
-    heading = np.where(ctx.rng.random((b, 1)) < 0.5, 1.0, -1.0) * np.pi / 2 + ctx.deg(-30, 30)
+    heading = np.where(ctx.rng.random((b, 1)) < 0.5, 1.0, -1.0) * np.pi / 2 + ctx.deg(-20, 20)
     speed = ctx.u(0.9, 1.4) * ctx.speed  # m/s
     cadence = speed / ctx.u(0.6, 0.75)  # strides (two steps) per... steps per second / 2
     gait = TAU * cadence / 2.0 * ctx.t + ctx.u(0, TAU)
@@ -310,9 +310,8 @@ def walk_past(ctx: Context, m: list[Motion]) -> None:
         p.set(f"{arm_s}_elev", 0.05 + go * ctx.deg(10, 25) * np.sin(g))
         p.set(f"{arm_s}_azim", np.zeros_like(g) + 0.2)
         p.set(f"{arm_s}_elbow", ctx.deg(10, 30) + go * ctx.deg(5, 15) * (1 + np.sin(g)))
-    t = np.maximum(ctx.t, 0.0)
-    total = t.max(axis=1, keepdims=True)
-    dist = speed * (t - total / 2.0)
+    t_mid = np.take_along_axis(ctx.t, np.abs(ctx.phase - 0.5).argmin(axis=1)[:, None], axis=1)
+    dist = speed * (np.clip(ctx.t, 0.0, None) - t_mid)  # passes the scene centre half-way
     p.root[..., 0] = dist * np.sin(heading)
     p.root[..., 2] = dist * np.cos(heading)
     p.add("neck_turn", ctx.deg(-20, 20))
@@ -326,34 +325,67 @@ def idle(ctx: Context, m: list[Motion]) -> None:
     p.add("root_yaw", ctx.deg(2, 8) * ctx.osc(0.05, 0.2))
     p.add("neck_turn", ctx.deg(5, 30) * ctx.osc(0.1, 0.35))
     p.add("neck_nod", ctx.deg(2, 8) * ctx.osc(0.1, 0.3))
-    fidget = (ctx.rng.random((len(ctx.amp), 1)) < 0.35) * envelope(
-        ramp(ctx.phase, ctx.u(0.1, 0.4), ctx.u(0.6, 0.9)), 0.3, 0.3
-    )
+    start = ctx.u(0.1, 0.3)
+    window = ramp(ctx.phase, start, start + ctx.u(0.5, 0.65))
+    long_enough = ctx.t.max(axis=1, keepdims=True) > 2.0  # no hurried fidgets in short pauses
+    fidget = (ctx.rng.random((len(ctx.amp), 1)) < 0.35) * long_enough * envelope(window, 0.35, 0.35)
     _arm_to(
         p, fidget, elev=ctx.deg(10, 25), azim=ctx.deg(-20, 10), twist=ctx.deg(-50, -20), elbow=ctx.deg(60, 90)
     )
 
 
+def _bone(lengths: np.ndarray, name: str) -> np.ndarray:
+    return lengths[:, NTU25.index(name)][:, None]
+
+
+def _elev_for_hand_height(lengths: np.ndarray, height: np.ndarray, elbow: np.ndarray, wrist: np.ndarray):
+    """Right-arm elevation `(B, 1)` that puts the hand at `height` above the ground (upright trunk)."""
+    shoulder = (
+        0.33 * _bone(lengths, "foot_right")
+        + _bone(lengths, "ankle_right")
+        + _bone(lengths, "knee_right")
+        + 0.6 * _bone(lengths, "hip_right")
+        + _bone(lengths, "spine_mid")
+        + _bone(lengths, "spine_shoulder")
+        - 0.12 * _bone(lengths, "shoulder_right")
+    )
+    grid = np.radians(np.linspace(10.0, 110.0, 201))[None, :]
+    hand = (
+        shoulder
+        - _bone(lengths, "elbow_right") * np.cos(grid)
+        - _bone(lengths, "wrist_right") * np.cos(grid + elbow)
+        - _bone(lengths, "hand_right") * np.cos(grid + elbow + wrist)
+    )
+    return grid[0, np.abs(hand - height).argmin(axis=1)][:, None], hand
+
+
 def handshake(ctx: Context, m: list[Motion]) -> None:
-    """Both persons reach out their right hands, shake two to four times, let go."""
+    """Both persons reach out their right hands, meet at a common height, shake two to four times."""
     ctx.meet = np.full(len(ctx.amp), 0.5)
     shake = ctx.osc(2.0, 3.2) * envelope(ramp(ctx.phase, 0.3, 0.7), 0.2, 0.2)
-    elev = ctx.deg(40, 55) + ctx.deg(6, 12) * shake  # shared: the joined hands move together
+    elbows = [ctx.deg(25, 45) for _ in m]
+    wrists = [ctx.deg(-10, 10) for _ in m]
+    natural = ctx.deg(40, 55)
+    grid_index = np.abs(np.radians(np.linspace(10.0, 110.0, 201)) - natural).argmin(axis=1)
+    heights = [_elev_for_hand_height(ctx.lengths[:, k], 0.0, elbows[k], wrists[k])[1] for k in range(len(m))]
+    meet_height = np.mean([h[np.arange(len(h)), grid_index] for h in heights], axis=0)[:, None]
+    swing = ctx.deg(6, 12) * shake  # shared: the joined hands move together
     for k, p in enumerate(m):
         p.right[:] = True
+        elev, _ = _elev_for_hand_height(ctx.lengths[:, k], meet_height, elbows[k], wrists[k])
         ph = np.clip(ctx.phase + (0.03 if k else 0.0) * ctx.u(-1, 1), 0.0, 1.0)
         w = envelope(ph, ctx.u(0.22, 0.3), ctx.u(0.2, 0.3))
         _arm_to(
             p,
             w,
-            elev=elev + ctx.deg(-3, 3),
+            elev=elev + swing,
             azim=ctx.deg(-20, -5),
             twist=ctx.deg(-20, 0),
-            elbow=ctx.deg(25, 45),
-            wrist=ctx.deg(-10, 10),
+            elbow=elbows[k],
+            wrist=wrists[k],
             fingers=ctx.deg(30, 50),
         )
-        p.add("spine_bend", w * ctx.deg(3, 10))
+        p.add("spine_bend", w * ctx.deg(2, 6))
 
 
 def hand_object_to_person(ctx: Context, m: list[Motion]) -> None:
@@ -384,7 +416,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("wave", wave, (2.0, 3.5)),
     ActionSpec("point", point, (1.8, 3.0)),
     ActionSpec("beckon", beckon, (2.0, 3.2)),
-    ActionSpec("stop_palm", stop_palm, (1.6, 2.6)),
+    ActionSpec("stop_palm", stop_palm, (2.0, 3.2)),
     ActionSpec("handover_reach", handover_reach, (2.4, 3.6)),
     ActionSpec("take_object", take_object, (2.4, 3.6)),
     ActionSpec("push", push, (1.8, 2.8)),

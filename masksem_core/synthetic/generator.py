@@ -66,7 +66,7 @@ def simulate(
     if not 1 <= lo <= hi:
         raise ValueError(f"num_frames_range must satisfy 1 <= lo <= hi, got {num_frames_range}")
     main = who[:, 0]
-    speed = subjects.tempo[main] * rng.uniform(0.85, 1.15, b)
+    speed = subjects.tempo[main] * rng.uniform(0.9, 1.1, b)
     act_s = rng.uniform(*spec.duration_s, b) / speed
     pre, post = rng.uniform(0, margins[0], b), rng.uniform(0, margins[1], b)
     n = np.clip(np.round(act_s * FPS / (1 - pre - post)), lo, hi).astype(np.int64)
@@ -74,14 +74,14 @@ def simulate(
     dur = np.maximum(n - onset - np.floor(post * n).astype(np.int64), 2)
     frames = np.arange(hi)[None, :]
     lin = np.clip((frames - onset[:, None]) / (dur[:, None] - 1), 0.0, 1.0)
-    warp = rng.uniform(-0.6, 0.6, (b, 1))  # uneven pace within the action, still monotonic
+    warp = rng.uniform(-0.4, 0.4, (b, 1))  # uneven pace within the action, still monotonic
     ctx = Context(
         t=(frames - onset[:, None]) / FPS,
         phase=lin + warp * np.sin(2 * np.pi * lin) / (2 * np.pi),
         amp=(subjects.vigour[main] * rng.uniform(0.85, 1.15, b))[:, None],
         speed=speed[:, None],
         seat=seat_angle(subjects.ids[main])[:, None],
-        lengths=subjects.lengths[main],
+        lengths=subjects.lengths[who],
         rng=rng,
     )
     motions = []

@@ -205,7 +205,7 @@ def sample_subjects(rng: np.random.Generator, n: int) -> Subjects:
         ids=np.arange(1, n + 1),
         lengths=sample_bone_lengths(rng, n),
         right_handed=rng.random(n) > 0.125,
-        tempo=np.clip(rng.normal(1.0, 0.12, n), 0.7, 1.35),
+        tempo=np.clip(rng.normal(1.0, 0.12, n), 0.75, 1.3),
         vigour=np.clip(rng.normal(1.0, 0.1, n), 0.75, 1.3),
         arm_hang=rng.uniform(0.03, 0.22, n),
         elbow_rest=rng.uniform(0.05, 0.45, n),

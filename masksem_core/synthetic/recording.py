@@ -153,7 +153,7 @@ def make_recording(
         for at, joints in parts[pid]:
             world[0, k, at : at + len(joints)] = joints
     view = View(
-        yaw=rng.uniform(-0.5, 0.5, 1),
+        yaw=rng.uniform(-0.35, 0.35, 1),
         pitch=rng.uniform(-0.1, 0.1, 1),
         height=rng.uniform(0.7, 1.2, 1),
         distance=rng.uniform(2.5, 3.5, 1),
