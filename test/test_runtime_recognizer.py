@@ -375,3 +375,36 @@ def test_settings_load_from_a_mapping_like_the_node_parameters():
     assert (s.stride_frames, s.smoothing, s.precision) == (10, "majority", "bf16")
     with pytest.raises(ConfigError, match="strid"):
         from_dict(RecognizerSettings, {"strid": 3})
+
+
+def test_push_and_poll_from_different_threads(bundle):
+    """ROS executors may call push() and poll() from different threads."""
+    import threading
+
+    # Threads push 4 s of stamps each at their own pace; all stamps share one clock, so the timeout must
+    # cover how far the pushers can drift apart (a stamp > track_timeout_s away expires other tracks).
+    rec = rec_for(bundle, stride_frames=3, track_timeout_s=10.0)
+    results: list = []
+    stop = threading.Event()
+
+    def poller():
+        while not stop.is_set():
+            results.extend(rec.poll())
+
+    def pusher(pid: int):
+        for k in range(120):
+            rec.push(pid, k / FPS, pose(k / FPS, pid))
+
+    threads = [threading.Thread(target=pusher, args=(p,)) for p in (0, 1, 2)]
+    poll_thread = threading.Thread(target=poller)
+    poll_thread.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    poll_thread.join()
+    results.extend(rec.poll())
+    s = rec.stats
+    assert s["received"] == s["used"] == 360 and s["dropped"] == 0
+    assert {r.person_id for r in results} == {0, 1, 2} and s["windows"] == len(results)

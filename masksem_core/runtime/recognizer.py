@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -146,6 +147,7 @@ class StreamingRecognizer:
         self._counts: Counter[str] = Counter()
         self._dropped: Counter[str] = Counter({r: 0 for r in DROP_REASONS})
         self._events: Counter[str] = Counter({e: 0 for e in EVENTS})
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ input
     def push(
@@ -157,12 +159,16 @@ class StreamingRecognizer:
         layout: str | None = None,
     ) -> bool:
         """Add one frame of one person; returns whether it was used. Never raises (bad input is counted)."""
-        self._counts["received"] += 1
-        try:
-            reason = self._push(person_id, stamp_s, joints, confidence, layout)
-        except Exception:  # a bug must not take a robot's perception down: count, log, carry on
-            log.exception("recognizer push failed for person %r", person_id)
-            reason = "internal_error"
+        with self._lock:
+            self._counts["received"] += 1
+            try:
+                reason = self._push(person_id, stamp_s, joints, confidence, layout)
+            except Exception:  # a bug must not take a robot's perception down: count, log, carry on
+                log.exception("recognizer push failed for person %r", person_id)
+                reason = "internal_error"
+            return self._count(reason)
+
+    def _count(self, reason: str | None) -> bool:
         if reason is not None:
             self._dropped[reason] += 1
             return False
@@ -212,36 +218,40 @@ class StreamingRecognizer:
         """Drop tracks not updated within `track_timeout_s` of `now` (either way: a clock that jumped back
         also strands old tracks). Called on every push; call it from a timer when input may stop."""
         timeout = self.settings.track_timeout_s
-        gone = [
-            pid
-            for pid, t in self.tracks.items()
-            if t.last_stamp is not None and abs(now - t.last_stamp) > timeout
-        ]
-        for pid in gone:
-            del self.tracks[pid]
-            del self.smoothers[pid]
-        self._events["timeout"] += len(gone)
+        with self._lock:
+            gone = [
+                pid
+                for pid, t in self.tracks.items()
+                if t.last_stamp is not None and abs(now - t.last_stamp) > timeout
+            ]
+            for pid in gone:
+                del self.tracks[pid]
+                del self.smoothers[pid]
+            self._events["timeout"] += len(gone)
         return len(gone)
 
     def reset(self) -> None:
         """Forget all tracks (statistics are kept)."""
-        self.tracks.clear()
-        self.smoothers.clear()
+        with self._lock:
+            self.tracks.clear()
+            self.smoothers.clear()
 
     # ------------------------------------------------------------------ inference
     def poll(self) -> list[Recognition]:
-        """Recognise every due window (newest window per person) in one batched forward pass."""
-        due = [(pid, t) for pid, t in self.tracks.items() if t.due]
-        if not due:
-            return []
-        clips, spans = [], []
-        for pid, track in due:
-            frames, stamps = track.window()
-            clips.append(self._slots(pid, track, frames, stamps))
-            spans.append(
-                (float(stamps[0]), float(stamps[-1]), float(track.last_stamp or stamps[-1]), track.due_since)
-            )
-            track.mark_emitted()
+        """Recognise every due window (newest window per person) in one batched forward pass.
+
+        Thread-safe with `push()`: windows are copied under a lock, the forward pass runs outside it."""
+        with self._lock:
+            due = [(pid, t) for pid, t in self.tracks.items() if t.due]
+            if not due:
+                return []
+            clips, spans = [], []
+            for pid, track in due:
+                frames, stamps = track.window()
+                clips.append(self._slots(pid, track, frames, stamps))
+                last = float(track.last_stamp or stamps[-1])
+                spans.append((float(stamps[0]), float(stamps[-1]), last, track.due_since))
+                track.mark_emitted()
         try:
             probs = self.predict(np.stack(clips))
         except Exception:  # e.g. out of GPU memory: skip these windows, keep running
@@ -249,7 +259,8 @@ class StreamingRecognizer:
             self._counts["inference_errors"] += 1
             return []
         done = time.perf_counter()
-        return [self._recognition(pid, p, span, done) for (pid, _), p, span in zip(due, probs, spans)]
+        with self._lock:
+            return [self._recognition(pid, p, span, done) for (pid, _), p, span in zip(due, probs, spans)]
 
     def _slots(self, pid: Any, track: Track, frames: np.ndarray, stamps: np.ndarray) -> np.ndarray:
         """(M, W, V, 3): this person in slot 0, the nearest other tracks in the other slots."""
@@ -319,6 +330,10 @@ class StreamingRecognizer:
     @property
     def stats(self) -> dict[str, Any]:
         """Counters the caller can log or publish as diagnostics."""
+        with self._lock:
+            return self._stats()
+
+    def _stats(self) -> dict[str, Any]:
         lat = np.asarray(self._latencies, dtype=np.float64)
         return {
             "received": self._counts["received"],
