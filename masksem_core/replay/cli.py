@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rec.add_argument("--track-timeout", type=float, default=None, help="seconds")
     rec.add_argument("--device", default="cpu")
     rec.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    rec.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default: torch's; 1 is fastest on a busy machine)",
+    )
     ev = parser.add_argument_group("evaluation")
     ev.add_argument(
         "--max-age",
@@ -89,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     bag = Path(args.bag)
     out = Path(args.out) if args.out else bag.parent / f"{bag.name}.replay"
     try:
+        if args.threads is not None:
+            import torch
+
+            torch.set_num_threads(max(1, args.threads))
         bundle = load_bundle(args.bundle)
         settings = _settings(args)
         intervals = ground_truth.read_intervals_csv(args.labels) if args.labels else None
