@@ -212,8 +212,16 @@ def test_write_dataset_roundtrip(tmp_path, noisy):
         assert z["y_test"].dtype == np.float64 and np.array_equal(z["y_test"], noisy.y_test)
     meta = read_sidecar(path)
     assert meta["labels"] == list(ACTION_NAMES) and meta["fps"] == 30.0 and meta["layout"] == "ntu25"
-    assert meta["num_test"] == len(noisy.x_test) and len(meta["num_frames_train"]) == len(noisy.x_train)
+    assert meta["test"]["valid_lengths"] == noisy.num_frames[noisy.is_test].tolist()
+    assert len(set(meta["train"]["names"] + meta["test"]["names"])) == len(noisy.labels)
     assert not list(tmp_path.glob(".*tmp"))  # the atomic writer left no temporaries
+    # the training data loader reads the file like a prepared NTU split
+    from masksem_core.data.feeder import SkeletonClips
+
+    clips = SkeletonClips(path, split="test", num_frames=64, train=False)
+    assert len(clips) == len(noisy.x_test) and clips.labels == list(ACTION_NAMES) and clips.num_persons == 2
+    x, y = clips[0][:2]
+    assert tuple(x.shape) == (3, 64, 25, 2) and int(y) == noisy.labels[noisy.is_test][0]
 
 
 def test_subset_of_classes_and_bad_names():

@@ -272,9 +272,8 @@ def generate_dataset(
         "num_persons": NUM_PERSONS,
         "num_joints": NTU25.num_joints,
         "max_frames": t_pad,
-        "centred": centre,
-        "centre_joint": NTU25.centre_joint if centre else None,
-        "split": "cross_subject",
+        "centre": "spine_mid of person 1 in its first non-zero frame" if centre else None,
+        "protocol": "cross_subject",
         "train_subjects": sorted(int(s) for s in set(subjects.ids) - set(test_ids)),
         "test_subjects": [int(s) for s in test_ids],
         "generator": {
@@ -296,6 +295,26 @@ def generate_dataset(
     )
 
 
+def clip_names(dataset: SyntheticDataset) -> list[str]:
+    """NTU-like clip names: performer, action (1-based) and a running number, e.g. `P003A012R007`."""
+    counter: dict[tuple[int, int], int] = {}
+    names = []
+    for subject, label in zip(dataset.subjects.tolist(), dataset.labels.tolist()):
+        r = counter[subject, label] = counter.get((subject, label), 0) + 1
+        names.append(f"P{subject:03d}A{label + 1:03d}R{r:03d}")
+    return names
+
+
+def _split_meta(dataset: SyntheticDataset, rows: np.ndarray) -> dict[str, list]:
+    """The per-split block of the data pipeline's sidecar (`masksem_core.data.prepare`)."""
+    names = clip_names(dataset)
+    return {
+        "names": [names[i] for i in rows],
+        "valid_lengths": dataset.num_frames[rows].tolist(),
+        "labels": dataset.labels[rows].tolist(),
+    }
+
+
 def write_dataset(out_dir: str | os.PathLike, dataset: SyntheticDataset, name: str = DATASET_NAME) -> Path:
     """Write `<out_dir>/<name>.npz` (x_train, y_train, x_test, y_test) and its JSON sidecar, atomically,
     with the data pipeline's writer, so the file is indistinguishable from a prepared NTU split."""
@@ -306,12 +325,11 @@ def write_dataset(out_dir: str | os.PathLike, dataset: SyntheticDataset, name: s
     train, test = rows[~dataset.is_test], rows[dataset.is_test]
     sidecar = {
         **dataset.meta,
+        "split": name,
         "labels": list(dataset.label_names),
         "num_classes": len(dataset.label_names),
-        "num_train": int(len(train)),
-        "num_test": int(len(test)),
-        "num_frames_train": dataset.num_frames[train].tolist(),
-        "num_frames_test": dataset.num_frames[test].tolist(),
+        "train": _split_meta(dataset, train),
+        "test": _split_meta(dataset, test),
     }
     write_split_npz(path, dataset.x, train, test, dataset.labels, len(dataset.label_names), sidecar)
     return path
