@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from masksem_core.data.arrays import read_sidecar
 from masksem_core.layouts import NTU25
@@ -231,3 +233,28 @@ def test_subset_of_classes_and_bad_names():
         generate_dataset(2, classes=("push", "shake_hands"))
     with pytest.raises(ValueError, match="num_frames_range"):
         generate_dataset(2, num_frames_range=(50, 40))
+    with pytest.raises(ValueError, match="num_frames_range"):
+        generate_dataset(2, num_frames_range=(3, 40))
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    lo=st.integers(8, 90),
+    extra=st.integers(0, 60),
+    k=st.integers(1, 16),
+    n=st.integers(1, 3),
+)
+def test_any_seed_and_length_range_gives_valid_exact_skeletons(seed, lo, extra, k, n):
+    names = ACTION_NAMES[-k:]  # the two-person classes are last: always included once k >= 2
+    ds = generate_dataset(
+        n, seed, (lo, lo + extra), num_subjects=3, noise=NoiseSettings.off(), centre=False, classes=names
+    )
+    assert ds.x.shape == (n * k, lo + extra, 150) and np.isfinite(ds.x).all()
+    assert np.all((ds.num_frames >= lo) & (ds.num_frames <= lo + extra))
+    for clip, nf in zip(persons(ds.x), ds.num_frames):
+        for m in range(2):
+            body = clip[:nf, m].astype(np.float64)
+            if body.any():
+                lengths = measured_bone_lengths(body)
+                assert np.abs(lengths - lengths[0]).max() < 1e-5

@@ -82,7 +82,7 @@ def corrupt(
                 j, f0, ln = rng.choice(v, p=extremity_p), rng.integers(n), rng.integers(1, 4)
                 out[i, k, f0 : f0 + ln, j] += rng.normal(0.0, 0.06, 3)
                 conf[i, k, f0 : f0 + ln, j] = 0.5
-            for _ in range(rng.poisson(settings.joint_dropouts_per_clip * s)):
+            for _ in range(rng.poisson(settings.joint_dropouts_per_clip * s) if n > 1 else 0):
                 j, f0, ln = rng.choice(v, p=extremity_p), rng.integers(1, n), rng.integers(1, 5)
                 if rng.random() < 0.5:
                     out[i, k, f0 : f0 + ln, j] = 0.0

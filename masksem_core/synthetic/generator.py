@@ -224,6 +224,10 @@ def generate_dataset(
     uses the default sensor corruption; `NoiseSettings.off()` gives exact kinematic skeletons.
     `centre` applies the NTU centring (actor 1's spine_mid in its first frame at the origin).
     """
+    if not 8 <= num_frames_range[0] <= num_frames_range[1]:
+        raise ValueError(
+            f"num_frames_range must satisfy 8 <= lo <= hi (an action needs frames), got {num_frames_range}"
+        )
     if num_per_class < 1 or num_subjects < 2:
         raise ValueError(
             f"need num_per_class >= 1 and num_subjects >= 2, got {num_per_class}, {num_subjects}"
