@@ -217,8 +217,13 @@ def _return_arms(p: Motion, w: np.ndarray, both: bool = True) -> None:
     """Blend the main arm (and the other one) back to the clip's rest pose by weight `w`."""
     for main in (True, False) if both else (True,):
         for f in ("elev", "azim", "twist", "elbow", "wrist", "fingers"):
-            idx = p._arm_index(f, main)
+            idx = p.arm_index(f, main)
             p.blend_arm(f, p.rest[np.arange(len(idx)), idx][:, None], w, main)
+
+
+def _bone(lengths: np.ndarray, name: str) -> np.ndarray:
+    """`(B, 1)` length of the bone ending at joint `name`."""
+    return lengths[:, NTU25.index(name)][:, None]
 
 
 def clap(ctx: Context, m: list[Motion]) -> None:
@@ -232,16 +237,13 @@ def clap(ctx: Context, m: list[Motion]) -> None:
     # 0 while the palms touch (a brief dwell, so a 30 Hz sensor sees every contact), 1 when wide open
     open_ = np.clip((np.abs(np.sin(np.pi * f * np.maximum(ctx.t, 0.0))) - 0.3) / 0.7, 0.0, 1.0) ** 0.8
     elev, elbow, wrist = ctx.deg(45, 75), ctx.deg(35, 55), ctx.deg(0, 20)
-    length = {
-        n: ctx.lengths[:, 0, NTU25.index(n)][:, None]
-        for n in ("shoulder_left", "elbow_left", "wrist_left", "hand_left")
-    }
+    body = ctx.lengths[:, 0]
     reach = (
-        length["elbow_left"] * np.sin(elev)
-        + length["wrist_left"] * np.sin(elev + elbow)
-        + length["hand_left"] * np.sin(elev + elbow + wrist)
+        _bone(body, "elbow_left") * np.sin(elev)
+        + _bone(body, "wrist_left") * np.sin(elev + elbow)
+        + _bone(body, "hand_left") * np.sin(elev + elbow + wrist)
     )
-    closed = -np.arcsin(np.clip((length["shoulder_left"] - 0.03) / reach, 0.0, 1.0))
+    closed = -np.arcsin(np.clip((_bone(body, "shoulder_left") - 0.03) / reach, 0.0, 1.0))
     _both_arms(
         p,
         w,
@@ -297,8 +299,8 @@ def walk_past(ctx: Context, m: list[Motion]) -> None:
     b = len(ctx.amp)
     heading = np.where(ctx.rng.random((b, 1)) < 0.5, 1.0, -1.0) * np.pi / 2 + ctx.deg(-20, 20)
     speed = ctx.u(0.9, 1.4) * ctx.speed  # m/s
-    cadence = speed / ctx.u(0.6, 0.75)  # strides (two steps) per... steps per second / 2
-    gait = TAU * cadence / 2.0 * ctx.t + ctx.u(0, TAU)
+    cadence = speed / ctx.u(0.6, 0.75)  # steps per second (speed / step length)
+    gait = TAU * cadence / 2.0 * ctx.t + ctx.u(0, TAU)  # one gait cycle is two steps
     go = ramp(ctx.phase, 0.0, 0.08)  # starts already moving, at most a brief acceleration
     swing = ctx.deg(20, 30) * ctx.amp**0.5 * go
     p.set("root_yaw", p.get("root_yaw") + heading)
@@ -334,12 +336,12 @@ def idle(ctx: Context, m: list[Motion]) -> None:
     )
 
 
-def _bone(lengths: np.ndarray, name: str) -> np.ndarray:
-    return lengths[:, NTU25.index(name)][:, None]
+_ELEV_GRID = np.radians(np.linspace(10.0, 110.0, 201))
 
 
-def _elev_for_hand_height(lengths: np.ndarray, height: np.ndarray, elbow: np.ndarray, wrist: np.ndarray):
-    """Right-arm elevation `(B, 1)` that puts the hand at `height` above the ground (upright trunk)."""
+def _right_hand_height(lengths: np.ndarray, elbow: np.ndarray, wrist: np.ndarray) -> np.ndarray:
+    """Height above the ground `(B, G)` of the right hand at every elevation of `_ELEV_GRID`, standing
+    upright (planar arm model: enough to bring two people's hands to the same height)."""
     shoulder = (
         0.33 * _bone(lengths, "foot_right")
         + _bone(lengths, "ankle_right")
@@ -349,30 +351,28 @@ def _elev_for_hand_height(lengths: np.ndarray, height: np.ndarray, elbow: np.nda
         + _bone(lengths, "spine_shoulder")
         - 0.12 * _bone(lengths, "shoulder_right")
     )
-    grid = np.radians(np.linspace(10.0, 110.0, 201))[None, :]
-    hand = (
+    e = _ELEV_GRID[None, :]
+    return (
         shoulder
-        - _bone(lengths, "elbow_right") * np.cos(grid)
-        - _bone(lengths, "wrist_right") * np.cos(grid + elbow)
-        - _bone(lengths, "hand_right") * np.cos(grid + elbow + wrist)
+        - _bone(lengths, "elbow_right") * np.cos(e)
+        - _bone(lengths, "wrist_right") * np.cos(e + elbow)
+        - _bone(lengths, "hand_right") * np.cos(e + elbow + wrist)
     )
-    return grid[0, np.abs(hand - height).argmin(axis=1)][:, None], hand
 
 
 def handshake(ctx: Context, m: list[Motion]) -> None:
     """Both persons reach out their right hands, meet at a common height, shake two to four times."""
     ctx.meet = np.full(len(ctx.amp), 0.5)
+    rows = np.arange(len(ctx.amp))
     shake = ctx.osc(2.0, 3.2) * envelope(ramp(ctx.phase, 0.3, 0.7), 0.2, 0.2)
-    elbows = [ctx.deg(25, 45) for _ in m]
-    wrists = [ctx.deg(-10, 10) for _ in m]
-    natural = ctx.deg(40, 55)
-    grid_index = np.abs(np.radians(np.linspace(10.0, 110.0, 201)) - natural).argmin(axis=1)
-    heights = [_elev_for_hand_height(ctx.lengths[:, k], 0.0, elbows[k], wrists[k])[1] for k in range(len(m))]
-    meet_height = np.mean([h[np.arange(len(h)), grid_index] for h in heights], axis=0)[:, None]
     swing = ctx.deg(6, 12) * shake  # shared: the joined hands move together
+    elbows, wrists = [ctx.deg(25, 45) for _ in m], [ctx.deg(-10, 10) for _ in m]
+    heights = [_right_hand_height(ctx.lengths[:, k], elbows[k], wrists[k]) for k in range(len(m))]
+    natural = np.abs(_ELEV_GRID[None, :] - ctx.deg(40, 55)).argmin(axis=1)
+    meet_height = np.mean([h[rows, natural] for h in heights], axis=0)[:, None]
     for k, p in enumerate(m):
         p.right[:] = True
-        elev, _ = _elev_for_hand_height(ctx.lengths[:, k], meet_height, elbows[k], wrists[k])
+        elev = _ELEV_GRID[np.abs(heights[k] - meet_height).argmin(axis=1)][:, None]
         ph = np.clip(ctx.phase + (0.03 if k else 0.0) * ctx.u(-1, 1), 0.0, 1.0)
         w = envelope(ph, ctx.u(0.22, 0.3), ctx.u(0.2, 0.3))
         _arm_to(

@@ -52,16 +52,17 @@ class Motion:
     def add(self, name: str, value: np.ndarray) -> None:
         self.ch[:, :, CH[name]] += value
 
-    def _arm_index(self, field: str, main: bool) -> np.ndarray:
+    def arm_index(self, field: str, main: bool) -> np.ndarray:
+        """`(B,)` channel index of `field` on each clip's main (dominant) or other arm."""
         use_right = self.right if main else ~self.right
         return np.where(use_right, CH[f"r_{field}"], CH[f"l_{field}"])
 
     def arm(self, field: str, main: bool = True) -> np.ndarray:
         """`(B, T)` copy of the main (or other) arm's channel."""
-        return self.ch[self._rows, :, self._arm_index(field, main)]
+        return self.ch[self._rows, :, self.arm_index(field, main)]
 
     def set_arm(self, field: str, value: np.ndarray, main: bool = True) -> None:
-        self.ch[self._rows, :, self._arm_index(field, main)] = np.broadcast_to(value, self.ch.shape[:2])
+        self.ch[self._rows, :, self.arm_index(field, main)] = np.broadcast_to(value, self.ch.shape[:2])
 
     def blend_arm(self, field: str, target: np.ndarray, weight: np.ndarray, main: bool = True) -> None:
         """Move the arm channel from where it is towards `target` by `weight` in [0, 1]."""
