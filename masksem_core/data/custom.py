@@ -23,8 +23,17 @@ from masksem_core.layouts import get_layout
 
 def read_labels_csv(path: Path) -> tuple[list[tuple[str, str, str]], list[str] | None]:
     """labels.csv -> [(file, label text, split)] and the class names (None when labels are integers)."""
+    try:
+        return _read_labels_csv(path)
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(str(path), f"not UTF-8 text (byte {exc.start})") from None
+    except csv.Error as exc:  # e.g. a field over the csv module's size limit
+        raise DataFormatError(str(path), f"not valid CSV: {exc}") from None
+
+
+def _read_labels_csv(path: Path) -> tuple[list[tuple[str, str, str]], list[str] | None]:
     rows = []
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = {"file", "label"} - set(reader.fieldnames or [])
         if missing:
@@ -53,10 +62,12 @@ class _CustomClip:
     def __call__(self, row: tuple[str, str, str]) -> list[Clip]:
         file, label_text, split = row
         path = self.root / file
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+        try:  # memory-mapped: a header claiming 10^9 frames fails against the file size, allocating nothing
+            arr = np.load(path, allow_pickle=False, mmap_mode="r")
+        except (OSError, ValueError, TypeError, EOFError, OverflowError) as exc:  # huge shapes overflow
             raise DataFormatError(str(path), f"cannot read as .npy: {exc}") from None
+        if not isinstance(arr, np.ndarray):
+            raise DataFormatError(str(path), f"not a .npy array but {type(arr).__name__}")
         v = self.layout.num_joints
         if arr.ndim == 3:
             arr = arr[:, None]
@@ -67,10 +78,11 @@ class _CustomClip:
                 f"{self.max_persons}, {v}, 3) for layout {self.layout.name}",
                 field="shape",
             )
-        if not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all():
+        real = np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+        if not real or not np.isfinite(arr).all():
             raise DataFormatError(str(path), "non-numeric or non-finite values", field="values")
         label = self.names.index(label_text) if self.names else int(label_text)
-        data = centre_clip(arr.astype(np.float32), self.layout.centre_joint)
+        data = centre_clip(np.array(arr, dtype=np.float32), self.layout.centre_joint)  # a copy, not the map
         return [Clip(Path(file).stem, data, label, {"split": split, "file": file})]
 
 

@@ -44,6 +44,8 @@ def nwucla_clip(path: str) -> list[Clip]:
             doc = json.load(fh)
     except json.JSONDecodeError as exc:
         raise DataFormatError(path, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
+    except (UnicodeDecodeError, RecursionError) as exc:  # not text / nested deeper than Python recurses
+        raise DataFormatError(path, f"invalid JSON: {type(exc).__name__}: {exc}") from None
     if not isinstance(doc, dict):
         raise DataFormatError(path, "top level is not an object")
     for key in ("label", "skeletons"):
@@ -54,7 +56,7 @@ def nwucla_clip(path: str) -> list[Clip]:
         raise DataFormatError(path, f"label {label!r} is not an integer in 1..{len(LABELS)}", field="label")
     try:
         joints = np.asarray(doc["skeletons"], dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError, RecursionError):  # ragged, not numbers, ints past float
         raise DataFormatError(path, "frames are not all 20 x 3 numbers", field="skeletons") from None
     v = KINECT_V1_20.num_joints
     if joints.ndim != 3 or joints.shape[1:] != (v, 3) or len(joints) == 0:

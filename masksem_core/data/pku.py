@@ -28,6 +28,20 @@ VALUES_PER_FRAME = 150
 SPLIT_FILES = {"CS": re.compile(r"cross[-_ ]?sub", re.I), "CV": re.compile(r"cross[-_ ]?view", re.I)}
 
 
+def _tokens_per_line(data: bytes) -> np.ndarray:
+    """Whitespace-separated tokens on each non-blank line (lines end at \\n or \\r, as in splitlines).
+
+    The total alone is not enough: a 149-number line followed by a 151-number one adds up to two
+    frames and would silently shift every joint of the second frame.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    newline = (buf == 10) | (buf == 13)
+    sep = newline | (buf == 32) | (buf == 9) | (buf == 11) | (buf == 12)
+    starts = ~sep & np.concatenate(([True], sep[:-1]))
+    counts = np.bincount(np.cumsum(newline)[starts], minlength=1)
+    return counts[counts > 0]
+
+
 def parse_pku_skeleton(path: str) -> np.ndarray:
     """A PKU-MMD skeleton file -> `(T, 2, 25, 3)` float32; errors name the first bad line."""
     with open(path, "rb") as fh:
@@ -38,7 +52,11 @@ def parse_pku_skeleton(path: str) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         values = np.fromstring(data, dtype=np.float64, sep=" ")
-    if values.size != len(lines) * VALUES_PER_FRAME or not np.isfinite(values).all():
+    if (
+        values.size != len(lines) * VALUES_PER_FRAME
+        or not np.isfinite(values).all()
+        or np.any(_tokens_per_line(data) != VALUES_PER_FRAME)
+    ):
         for i, ln in enumerate(data.splitlines()):
             toks = ln.split()
             if not toks:
@@ -60,28 +78,30 @@ def parse_pku_skeleton(path: str) -> np.ndarray:
 def parse_pku_labels(path: str) -> list[tuple[int, int, int]]:
     """A label file -> [(action 1..51, start, end)], validated field by field."""
     out = []
-    with open(path) as fh:
-        for i, ln in enumerate(fh, start=1):
-            if not ln.strip():
-                continue
-            fields = [f.strip() for f in ln.split(",")]
-            if len(fields) not in (3, 4):
-                raise DataFormatError(
-                    path, f"expected action,start,end,confidence; got {ln.strip()!r}", line=i
-                )
-            try:
-                action, start, end = (int(f) for f in fields[:3])
-            except ValueError:
-                raise DataFormatError(path, f"non-integer field in {ln.strip()!r}", line=i) from None
-            if not 1 <= action <= NUM_CLASSES:
-                raise DataFormatError(
-                    path, f"action {action} outside 1..{NUM_CLASSES}", line=i, field="action"
-                )
-            if not 0 <= start < end:
-                raise DataFormatError(
-                    path, f"start {start} / end {end} is not 0 <= start < end", line=i, field="start_frame"
-                )
-            out.append((action, start, end))
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataFormatError(path, f"not UTF-8 text (byte {exc.start})", line=line) from None
+    for i, ln in enumerate(text.splitlines(), start=1):
+        if not ln.strip():
+            continue
+        fields = [f.strip() for f in ln.split(",")]
+        if len(fields) not in (3, 4):
+            raise DataFormatError(path, f"expected action,start,end,confidence; got {ln.strip()!r}", line=i)
+        try:
+            action, start, end = (int(f) for f in fields[:3])
+        except ValueError:
+            raise DataFormatError(path, f"non-integer field in {ln.strip()!r}", line=i) from None
+        if not 1 <= action <= NUM_CLASSES:
+            raise DataFormatError(path, f"action {action} outside 1..{NUM_CLASSES}", line=i, field="action")
+        if not 0 <= start < end:
+            raise DataFormatError(
+                path, f"start {start} / end {end} is not 0 <= start < end", line=i, field="start_frame"
+            )
+        out.append((action, start, end))
     return out
 
 
