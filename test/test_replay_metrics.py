@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from masksem_core.replay.metrics import (
     UNKNOWN,
@@ -154,3 +156,32 @@ def test_evaluate_two_persons_out_of_order_frames():
     assert summary["per_class_frame_accuracy"]["wave"] == {"frames": 6, "accuracy": pytest.approx(2 / 6)}
     assert frames.persons.tolist() == ["a"] * 10 + ["b"] * 10
     assert frames.stamps.tolist() == T.tolist() * 2
+
+
+labels_st = st.lists(st.sampled_from(["wave", "sit", "background"]), min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(labels_st)
+def test_property_perfect_prediction_scores_one(seq):
+    """Truth built from any label sequence, predicted exactly: accuracy 1, every segment matched."""
+    truth = np.array(seq, dtype=object)
+    idx = np.array([k for k, (a, b) in enumerate(runs(truth)) for _ in range(b - a)])
+    s = segment_scores(np.array(["p"] * len(seq), object), truth, idx, truth)
+    n_actions = sum(1 for a, _ in runs(truth) if truth[a] != "background")
+    assert frame_accuracy(truth, truth) == 1.0
+    assert (s.tp, s.fp, s.fn) == (n_actions, 0, 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(labels_st, st.lists(st.sampled_from(["wave", "sit", "background", UNKNOWN]), min_size=40, max_size=40))
+def test_property_counts_are_consistent(seq, guess):
+    """Any prediction: tp + fn = truth segments, tp + fp = predicted segments, scores within [0, 1]."""
+    truth = np.array(seq, dtype=object)
+    pred = np.array(guess[: len(seq)], dtype=object)
+    idx = np.array([k for k, (a, b) in enumerate(runs(truth)) for _ in range(b - a)])
+    s = segment_scores(np.array(["p"] * len(seq), object), truth, idx, pred)
+    bg = {"background", UNKNOWN}
+    assert s.tp + s.fn == sum(1 for a, _ in runs(truth) if truth[a] not in bg)
+    assert s.tp + s.fp == sum(1 for a, _ in runs(pred) if pred[a] not in bg)
+    assert 0.0 <= frame_accuracy(truth, pred) <= 1.0 and 0.0 <= s.f1 <= 1.0

@@ -53,8 +53,12 @@ class ReplayResult:
         for k, r in enumerate(recs):
             persons[k], labels[k] = str(r.person_id), str(r.label)
         stamps = np.array([float(r.stamp) for r in recs], dtype=np.float64)
-        latency = np.array([float(getattr(r, "latency_ms", np.nan) or 0.0) for r in recs], dtype=np.float64)
+        latency = np.array([_float_or_nan(getattr(r, "latency_ms", None)) for r in recs], dtype=np.float64)
         return stamps, persons, labels, latency
+
+
+def _float_or_nan(value: Any) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def _frames(
