@@ -141,7 +141,7 @@ def test_ground_truth_files_round_trip(tmp_path, clean):
 
 def test_bag_round_trip(tmp_path):
     bag_io = pytest.importorskip(
-        "masksem_ros.bag_io", reason="masksem_ros is not importable in this environment"
+        "masksem_ros.bag_io", reason="masksem_ros is not importable here (editable install older than it?)"
     )
     from masksem_core.replay.ground_truth import read_label_topic
     from masksem_core.synthetic import write_recording_bag

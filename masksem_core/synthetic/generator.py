@@ -223,6 +223,7 @@ def generate_dataset(
     held out (cross-subject split), so per-class counts are balanced in both splits. `noise=None`
     uses the default sensor corruption; `NoiseSettings.off()` gives exact kinematic skeletons.
     `centre` applies the NTU centring (actor 1's spine_mid in its first frame at the origin).
+    `classes` restricts the set; labels then index the kept classes in `ACTION_NAMES` order.
     """
     if not 8 <= num_frames_range[0] <= num_frames_range[1]:
         raise ValueError(
