@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -408,3 +409,34 @@ def test_push_and_poll_from_different_threads(bundle):
     s = rec.stats
     assert s["received"] == s["used"] == 360 and s["dropped"] == 0
     assert {r.person_id for r in results} == {0, 1, 2} and s["windows"] == len(results)
+
+
+def test_streamed_real_clips_match_the_training_feeder_at_test_time():
+    """NW-UCLA clips streamed frame by frame give the probabilities of the offline test-time pipeline
+    (masksem_core.data: centre_clip when preparing, crop_and_resize(p_range=None) when feeding)."""
+    from masksem_core.data.augment import crop_and_resize
+    from masksem_core.data.centre import centre_clip
+    from masksem_core.layouts import KINECT_V1_20
+
+    files = sorted((DATA / "nw-ucla" / "all_sqe").glob("a0*_s01_e00_v03.json"))[:4]
+    if not files:
+        pytest.skip(f"NW-UCLA not found under {DATA / 'nw-ucla'}")
+    torch.manual_seed(2)
+    cfg = ModelConfig(
+        num_frames=16, num_joints=20, num_persons=1, dim=32, depth=2, heads=4, layout="kinect_v1_20"
+    )
+    model = ActionClassifier(cfg, K, "linear").eval()
+    for f in files:
+        clip = np.asarray(json.loads(f.read_text())["skeletons"], np.float32)  # (T, 20, 3), camera space
+        offline_in = centre_clip(clip[:, None], KINECT_V1_20.centre_joint).transpose(3, 0, 2, 1)  # (3,T,V,1)
+        offline_in = crop_and_resize(offline_in, len(clip), 16, p_range=None, centre_p=0.95)
+        with torch.no_grad():
+            want = torch.softmax(model(torch.from_numpy(offline_in)[None]), -1)[0].numpy()
+        b = Bundle(model, LABELS, KINECT_V1_20, 16, 30.0, len(clip), {"centre_joint": 1, "crop_ratio": 0.95})
+        rec = StreamingRecognizer(b, RecognizerSettings(top_k=K, stride_frames=1000))
+        for k, frame in enumerate(clip):
+            assert rec.push("x", 5.0 + k / 30.0, frame)
+        (r,) = rec.poll()
+        got = np.array([r.topk_scores[r.topk_labels.index(lab)] for lab in LABELS])
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        assert r.class_index == int(want.argmax())
