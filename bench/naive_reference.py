@@ -259,3 +259,12 @@ def _present(x: torch.Tensor) -> torch.Tensor:
     present = x.abs().amax(dim=(1, 2, 3)) > 0
     present[~present.any(dim=1), 0] = True
     return present
+
+
+def naive_features(encoder: NaiveEncoder, x: torch.Tensor) -> torch.Tensor:
+    """Inference the reference way: every slot encoded, then pooled over present persons -> (N, D)."""
+    n, c, t, v, m = x.shape
+    feats = encoder(x.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v))
+    per_seq = feats.mean(dim=1).view(n, m, -1)
+    w = _present(x).float().unsqueeze(-1)
+    return (per_seq * w).sum(dim=1) / w.sum(dim=1).clamp_min(1)
