@@ -38,6 +38,13 @@ def ntu_bundle(num_classes: int = 60) -> Bundle:
     return Bundle(model, labels, NTU25, 120, 30.0, 120, {"centre_joint": 1, "crop_ratio": 0.95})
 
 
+def encoder_gflop(cfg: ModelConfig, persons: int = 1) -> float:
+    """2 x multiply-adds of the encoder per clip: QKV/proj/MLP (12 D^2 a token) + attention (2 L^2 D)."""
+    tokens = cfg.num_segments * cfg.num_joints
+    per_layer = tokens * (4 + 2 * cfg.mlp_ratio) * cfg.dim**2 + 2 * tokens**2 * cfg.dim
+    return 2 * persons * cfg.depth * per_layer / 1e9
+
+
 def one_person_windows(n: int, rng: np.random.Generator) -> np.ndarray:
     """(n, M=2, W=120, V=25, 3): moving people in slot 0, slot 1 empty (the common single-person case)."""
     w = np.zeros((n, 2, 120, 25, 3), np.float32)
@@ -69,13 +76,14 @@ def bench_device(bundle: Bundle, device: str, precision: str, iters: int, warmup
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     rng = np.random.default_rng(0)
     one = one_person_windows(1, rng)
-    lat = timed(lambda: rec.predict(one), iters, warmup, sync)
+    lat, cpu = timed(lambda: rec.predict(one), iters, warmup, sync)
     row = {
         "device": device,
         "precision": precision,
         "one_window_ms_p50": float(np.percentile(lat, 50)),
         "one_window_ms_p99": float(np.percentile(lat, 99)),
         "one_window_ms_mean": float(lat.mean()),
+        "one_window_cpu_ms_p50": float(np.percentile(cpu, 50)),
         "iters": iters,
         "batched": {},
     }
@@ -125,6 +133,7 @@ def main() -> int:
         "torch_threads": torch.get_num_threads(),
         "load_avg_at_start": os.getloadavg(),
         "model": NTU_SIZE,
+        "encoder_gflop_per_one_person_window": encoder_gflop(bundle.model.cfg),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
     devices = ["cpu"] + ([] if args.cpu_only or not torch.cuda.is_available() else ["cuda"])
@@ -137,7 +146,8 @@ def main() -> int:
             b = row["batched"]
             print(
                 f"{device:5s} {precision:5s} one window p50 {row['one_window_ms_p50']:7.1f} ms  "
-                f"p99 {row['one_window_ms_p99']:7.1f} ms | windows/s  1: {b['1']['windows_per_s']:6.1f}  "
+                f"p99 {row['one_window_ms_p99']:7.1f} ms (cpu {row['one_window_cpu_ms_p50']:6.1f} ms) "
+                f"| windows/s  1: {b['1']['windows_per_s']:6.1f}  "
                 f"4: {b['4']['windows_per_s']:6.1f}  8: {b['8']['windows_per_s']:6.1f}",
                 flush=True,
             )
