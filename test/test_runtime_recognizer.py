@@ -314,19 +314,28 @@ def test_other_layouts_are_adapted(bundle):
 
 
 def test_state_stays_bounded_over_many_people_and_windows(bundle):
-    rec = rec_for(bundle, max_persons=3, track_timeout_s=0.3)
-    n_windows = 0
-    for k in range(1200):  # 40 s; a new person id every second, each seen for 1.5 s
+    import gc
+    import tracemalloc
+
+    rec = rec_for(bundle, max_persons=3, track_timeout_s=0.3, smoothing="majority")
+    n_windows, sizes = 0, []
+    tracemalloc.start()
+    for k in range(2400):  # 80 s; a new person id every second, each seen for 1.5 s
         t = k / FPS
         for pid in {k // 30, max(k // 30 - 1, 0)}:
             if (k - pid * 30) < 45:
                 rec.push(pid, t, pose(t, pid % 3))
         if k % 15 == 0:
             n_windows += len(rec.poll())
+        if k in (1200, 2399):  # after the latency history is full-ish vs at the end
+            gc.collect()
+            sizes.append(tracemalloc.get_traced_memory()[0])
+    tracemalloc.stop()
     s = rec.stats
     assert len(rec.tracks) <= 3 and len(rec.smoothers) == len(rec.tracks)
-    assert len(rec._latencies) <= 1000 and n_windows > 30
-    assert s["events"]["timeout"] >= 35 and s["dropped_by_reason"]["too_many_persons"] == 0
+    assert len(rec._latencies) <= 1000 and n_windows > 60
+    assert s["events"]["timeout"] >= 75 and s["dropped_by_reason"]["too_many_persons"] == 0
+    assert sizes[1] - sizes[0] < 100_000, sizes  # no growth with the number of people or windows seen
 
 
 def test_a_failing_forward_pass_is_counted_not_raised(bundle):
