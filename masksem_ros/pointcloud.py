@@ -29,6 +29,12 @@ def _cloud_array(msg: Any, names: list[str]) -> np.ndarray:
         f = fields[name]
         if int(f.datatype) not in _DATATYPES:
             raise ValueError(f"PointCloud2 field {name!r}: unsupported datatype {f.datatype}")
+        size = np.dtype(_DATATYPES[int(f.datatype)]).itemsize
+        if int(f.offset) + size > int(msg.point_step):
+            raise ValueError(
+                f"PointCloud2 field {name!r}: offset {f.offset} + {size} bytes "
+                f"exceeds point_step {msg.point_step}"
+            )
     dtype = np.dtype(
         {
             "names": names,
