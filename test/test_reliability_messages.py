@@ -153,3 +153,14 @@ def test_pointcloud_round_trip(persons: dict) -> None:
     assert lay == layout and list(back) == list(persons)
     for pid, (joints, _) in persons.items():
         np.testing.assert_array_equal(back[pid][0], joints)
+
+
+def test_a_field_past_the_point_step_is_named() -> None:
+    fields = [KIT.PointField(name=n, offset=4 * i, datatype=7, count=1) for i, n in enumerate("xyz")]
+    fields[2] = KIT.PointField(name="z", offset=100, datatype=7, count=1)
+    msg = KIT.PointCloud2(
+        header=make_header(KIT, 1.0, "camera"), height=1, width=25, fields=fields, is_bigendian=False,
+        point_step=12, row_step=300, data=KIT.byte_array(bytes(300)), is_dense=True,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"field 'z': offset 100 \+ 4 bytes exceeds point_step 12"):
+        pointcloud_to_numpy(msg)
