@@ -71,14 +71,24 @@ def timed(fn, iters: int, warmup: int, sync) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(wall), np.asarray(cpu)
 
 
-def bench_device(bundle: Bundle, device: str, precision: str, iters: int, warmup: int) -> dict:
-    rec = StreamingRecognizer(bundle, RecognizerSettings(device=device, precision=precision))
+def bench_device(
+    bundle: Bundle,
+    device: str,
+    precision: str,
+    iters: int,
+    warmup: int,
+    backend: str = "torch",
+    threads: int = 0,
+) -> dict:
+    settings = RecognizerSettings(device=device, precision=precision, backend=backend, num_threads=threads)
+    rec = StreamingRecognizer(bundle, settings)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     rng = np.random.default_rng(0)
     one = one_person_windows(1, rng)
     lat, cpu = timed(lambda: rec.predict(one), iters, warmup, sync)
     row = {
         "device": device,
+        "backend": backend,
         "precision": precision,
         "one_window_ms_p50": float(np.percentile(lat, 50)),
         "one_window_ms_p99": float(np.percentile(lat, 99)),
@@ -121,6 +131,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--cpu-only", action="store_true")
+    ap.add_argument(
+        "--no-onnxruntime",
+        dest="onnxruntime",
+        action="store_false",
+        help="skip the ONNX Runtime backend (measured by default on the CPU)",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench/results/inference.json"))
     args = ap.parse_args()
     if args.threads:
@@ -137,20 +153,25 @@ def main() -> int:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
     devices = ["cpu"] + ([] if args.cpu_only or not torch.cuda.is_available() else ["cuda"])
+    runs = [
+        (d, "torch", p)
+        for d in devices
+        for p in args.precisions.split(",") + (["fp16"] if d == "cuda" else [])
+    ]
+    if args.onnxruntime:
+        runs.append(("cpu", "onnxruntime", "fp32"))
     rows = []
-    for device in devices:
-        precisions = args.precisions.split(",") + (["fp16"] if device == "cuda" else [])
-        for precision in precisions:
-            row = bench_device(bundle, device, precision, args.iters, args.warmup)
-            rows.append(row)
-            b = row["batched"]
-            print(
-                f"{device:5s} {precision:5s} one window p50 {row['one_window_ms_p50']:7.1f} ms  "
-                f"p99 {row['one_window_ms_p99']:7.1f} ms (cpu {row['one_window_cpu_ms_p50']:6.1f} ms) "
-                f"| windows/s  1: {b['1']['windows_per_s']:6.1f}  "
-                f"4: {b['4']['windows_per_s']:6.1f}  8: {b['8']['windows_per_s']:6.1f}",
-                flush=True,
-            )
+    for device, backend, precision in runs:
+        row = bench_device(bundle, device, precision, args.iters, args.warmup, backend, args.threads or 0)
+        rows.append(row)
+        b = row["batched"]
+        print(
+            f"{device:4s} {backend:11s} {precision:4s} one window p50 {row['one_window_ms_p50']:7.1f} ms  "
+            f"p99 {row['one_window_ms_p99']:7.1f} ms (cpu {row['one_window_cpu_ms_p50']:6.1f} ms) "
+            f"| windows/s  1: {b['1']['windows_per_s']:6.1f}  "
+            f"4: {b['4']['windows_per_s']:6.1f}  8: {b['8']['windows_per_s']:6.1f}",
+            flush=True,
+        )
     push = bench_push(bundle)
     print(f"push(): {push['push_us_per_frame_mediapipe33']:.0f} us per MediaPipe frame")
     env["load_avg_at_end"] = os.getloadavg()

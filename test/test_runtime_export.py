@@ -193,3 +193,36 @@ def test_cli_refuses_bad_checkpoints_with_a_clear_message(tmp_path, capsys):
         masksem(["export", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "w")]) == 2
     )
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_recognizer_on_onnxruntime_gives_the_torch_answers(tmp_path):
+    """backend="onnxruntime": from the bundle's exported model.onnx, or exported at start-up."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime (the 'export' extra) is not installed")
+    from masksem_core.runtime.recognizer import RecognizerSettings, StreamingRecognizer
+
+    model = make_model("finetune")
+    ckpt = write_checkpoint(tmp_path / "c.pt", model)
+    assert (
+        masksem(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"), "--format", "onnx"]) == 0
+    )
+    assert masksem(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "b")]) == 0
+    rng = np.random.default_rng(0)
+    people = {p: rng.normal(0, 0.3, size=(25, 3)).astype(np.float32) + [p, 0, 3] for p in range(3)}
+
+    def run(path, backend):
+        settings = RecognizerSettings(backend=backend, top_k=len(LABELS), stride_frames=8, num_threads=1)
+        rec, out = StreamingRecognizer(load_bundle(path), settings), []
+        for k in range(48):
+            for p, base in people.items():
+                rec.push(p, k / 30, base + 0.05 * np.sin(k / 5 + p))
+            out += rec.poll()
+        return out
+
+    want = run(tmp_path / "o", "torch")
+    assert len(want) == 3 * 3
+    for path in (tmp_path / "o", tmp_path / "b"):
+        got = run(path, "onnxruntime")
+        assert [(r.person_id, r.class_index) for r in got] == [(r.person_id, r.class_index) for r in want]
+        for a, b in zip(got, want):
+            assert a.topk_labels == b.topk_labels
+            np.testing.assert_allclose(a.topk_scores, b.topk_scores, atol=1e-5)

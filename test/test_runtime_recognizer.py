@@ -373,6 +373,8 @@ def test_bf16_gives_nearly_the_same_probabilities(bundle):
         ({"partner": "all"}, "partner"),
         ({"max_gap_s": 0}, "max_gap_s"),
         ({"smoothing_alpha": 1.5}, "smoothing_alpha"),
+        ({"backend": "tensorrt"}, "backend"),
+        ({"backend": "onnxruntime", "precision": "bf16"}, "precision"),
     ],
 )
 def test_bad_settings_fail_at_construction_naming_the_field(bundle, bad, match):
