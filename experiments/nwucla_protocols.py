@@ -67,7 +67,7 @@ def run_row(name: str, overrides: list[str] | None, seed: int, a: argparse.Names
     row["commands"].append("masksem " + shlex.join(probe))
     res = json.loads((row_dir / "linprobe" / "results.json").read_text())
     row["linear_top1"], row["knn_top1"] = res["top1"], res["knn_top1"]
-    if a.finetune_epochs > 0 and (pretrained or name == "random_init"):
+    if a.finetune_epochs > 0 and name in a.finetune:
         ft = ["finetune", "--config", "nwucla_finetune", *seed_args, *a.extra, f"optim.epochs={a.finetune_epochs}",
               f"run.out_dir={row_dir / 'finetune'}", f"run.pretrained={pretrained}" if pretrained else "run.pretrained=null"]
         row["finetune_s"] = masksem(ft, row_dir / "finetune.log")
@@ -107,6 +107,8 @@ def main() -> int:
     p.add_argument("--seeds", nargs="*", type=int, default=[0])
     p.add_argument("--pretrain-epochs", type=int, default=20)
     p.add_argument("--finetune-epochs", type=int, default=20)
+    p.add_argument("--finetune", nargs="*", default=list(VARIANTS),
+                   help="rows that are also fine-tuned (random_init = supervised from scratch)")
     p.add_argument("--extra", nargs="*", default=[], help="overrides for every run, e.g. data.min_crop_fraction=0.5")
     a = p.parse_args()
     common = ["run.progress=false"]
