@@ -80,10 +80,12 @@ def soak(args: argparse.Namespace) -> dict:
     pushes = 0
     offset = 0.0  # clock jumps of the whole stream
     next_jump, jump_sign = args.jump_every_s, 1
-    poll_ms: list[tuple[int, float]] = []  # (frame, wall ms of a poll that ran the model)
-    latencies: list[tuple[int, float]] = []  # (frame, Recognition.latency_ms)
-    rss: list[tuple[int, float]] = [(0, rss_mib())]
+    # per-frame figures in arrays allocated (and touched) up front, so the bench's own bookkeeping does not
+    # show up as RSS growth: wall and thread-CPU ms of polls that ran the model, median Recognition latency
+    poll_ms, poll_cpu_ms, latency_ms = (np.full(frames, np.nan) for _ in range(3))
     rss_every = max(1, frames // 100)
+    rss = np.full((frames // rss_every + 2, 2), np.nan)
+    rss[0] = 0, rss_mib()
     t_start = time.perf_counter()
     for k in tqdm(range(frames), desc="soak", unit="frame", mininterval=2.0, disable=not args.progress):
         t = k / args.hz
@@ -121,31 +123,34 @@ def soak(args: argparse.Namespace) -> dict:
                 rec.push(pid, stamp - 0.005 if late else stamp, joints, None, None)
                 pushes += 1
                 injected["backwards_stamp" if late else "repeated_stamp"] += 1
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         results = rec.poll()
         if results:
-            poll_ms.append((k, (time.perf_counter() - t0) * 1e3))
-            latencies.extend((k, r.latency_ms) for r in results)
+            poll_ms[k], poll_cpu_ms[k] = (time.perf_counter() - t0) * 1e3, (time.thread_time() - c0) * 1e3
+            latency_ms[k] = np.median([r.latency_ms for r in results])
         if k % int(args.hz) == 0:
             rec.expire(stamp)
         if k % rss_every == 0:
-            rss.append((k, rss_mib()))
+            rss[k // rss_every + 1] = k, rss_mib()
     wall = time.perf_counter() - t_start
-    rss.append((frames, rss_mib()))
-    return report(args, rec.stats, injected, pushes, frames, wall, poll_ms, latencies, rss)
+    rss[-1] = frames, rss_mib()
+    series = {"poll_wall": poll_ms, "poll_thread_cpu": poll_cpu_ms, "latency_due_to_done": latency_ms}
+    return report(args, rec.stats, injected, pushes, frames, wall, series, rss[~np.isnan(rss[:, 0])])
 
 
-def _p50_drift(series: list[tuple[int, float]], frames: int) -> dict:
-    first = [v for k, v in series if k < 0.1 * frames and np.isfinite(v)]
-    last = [v for k, v in series if k >= 0.9 * frames and np.isfinite(v)]
-    a = float(np.median(first)) if first else float("nan")
-    b = float(np.median(last)) if last else float("nan")
+def _p50_drift(per_frame: np.ndarray) -> dict:
+    """p50 over the first and the last 10 % of the input (frames without a model run are NaN)."""
+    n = len(per_frame)
+    first, last = per_frame[: n // 10], per_frame[n - n // 10 :]
+    a = float(np.nanmedian(first)) if np.isfinite(first).any() else float("nan")
+    b = float(np.nanmedian(last)) if np.isfinite(last).any() else float("nan")
     return {"first10_p50_ms": a, "last10_p50_ms": b, "drift_ratio": b / a if a else float("nan")}
 
 
-def report(args, stats, injected, pushes, frames, wall, poll_ms, latencies, rss) -> dict:
+def report(args, stats, injected, pushes, frames, wall, series, rss) -> dict:
     reasons = stats["dropped_by_reason"]
-    warm = next(v for k, v in rss if k >= 0.1 * frames)
+    warm = float(rss[np.argmax(rss[:, 0] >= 0.1 * frames), 1])
+    deciles = [float(rss[np.argmax(rss[:, 0] >= q * frames), 1]) for q in np.linspace(0, 1, 11)]
     return {
         "input_minutes": args.minutes,
         "people": args.people,
@@ -164,16 +169,16 @@ def report(args, stats, injected, pushes, frames, wall, poll_ms, latencies, rss)
         "windows": stats["windows"],
         "inference_errors": stats["inference_errors"],
         "tracks_at_end": stats["tracks"],
+        "rss_mib_at_each_tenth": deciles,
         "rss_mib": {
-            "start": rss[0][1],
+            "start": float(rss[0, 1]),
             "after_warmup": warm,
-            "end": rss[-1][1],
-            "max": max(v for _, v in rss),
+            "end": float(rss[-1, 1]),
+            "max": float(rss[:, 1].max()),
         },
-        "rss_growth_after_warmup_mib": rss[-1][1] - warm,
-        "latency_due_to_done": _p50_drift(latencies, frames),
-        "poll_wall": _p50_drift(poll_ms, frames),
-        "poll_wall_p99_ms": float(np.percentile([v for _, v in poll_ms], 99)) if poll_ms else float("nan"),
+        "rss_growth_after_warmup_mib": float(rss[-1, 1]) - warm,
+        **{key: _p50_drift(values) for key, values in series.items()},
+        "poll_wall_p99_ms": float(np.nanpercentile(series["poll_wall"], 99)),
         "torch_threads": torch.get_num_threads(),
     }
 
@@ -196,7 +201,10 @@ def print_table(r: dict) -> None:
         f"RSS MiB: start {m['start']:.1f}, after warm-up {m['after_warmup']:.1f}, end {m['end']:.1f}, "
         f"max {m['max']:.1f}; growth after warm-up {r['rss_growth_after_warmup_mib']:+.1f} MiB",
     ]
-    for key in ("latency_due_to_done", "poll_wall"):
+    lines.append(
+        "RSS MiB at each tenth of the input: " + " ".join(f"{v:.0f}" for v in r["rss_mib_at_each_tenth"])
+    )
+    for key in ("latency_due_to_done", "poll_wall", "poll_thread_cpu"):
         d = r[key]
         lines.append(
             f"{key:<20} p50 first 10% {d['first10_p50_ms']:.2f} ms, last 10% {d['last10_p50_ms']:.2f} ms "
