@@ -128,14 +128,17 @@ def onnx_bytes(model: ActionClassifier, opset: int = 17) -> bytes:
 
 
 def torchscript_bytes(model: ActionClassifier) -> bytes:
-    """The classifier traced to TorchScript (loadable with torch.jit.load, no Python model code)."""
+    """The classifier traced to TorchScript (loadable with torch.jit.load, no Python model code).
+
+    TorchScript is deprecated in recent torch (2.13 warns; silenced here) but still what many
+    C++ deployments load; ONNX is the format to prefer."""
+    buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(
             ExportableClassifier(model).eval(), (example_input(model),), check_trace=False
         )
-    buf = io.BytesIO()
-    torch.jit.save(traced, buf)
+        torch.jit.save(traced, buf)
     return buf.getvalue()
 
 
