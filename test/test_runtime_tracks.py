@@ -137,3 +137,17 @@ def test_memory_is_a_fixed_ring_however_long_the_track():
     )
     frames, grid = track.window()
     np.testing.assert_allclose(frames, np.stack([linear_pose(t) for t in grid]), atol=1e-3)
+
+
+def test_ros_epoch_stamps_resample_like_small_ones():
+    """Stamps like 1.7e9 s (ROS time) must not lose the sub-millisecond precision the grid needs."""
+    cfg = TrackConfig(fps=30.0, window_frames=30, stride_frames=1)
+    rng = np.random.default_rng(4)
+    offsets = np.cumsum(rng.uniform(0.01, 0.05, size=80))
+    small, epoch = Track(V, cfg), Track(V, cfg)
+    for o in offsets:
+        small.add(float(o), linear_pose(float(o)))
+        epoch.add(1_700_000_000.0 + float(o), linear_pose(float(o)))
+    (fs, gs), (fe, ge) = small.window(), epoch.window()
+    np.testing.assert_allclose(fe, fs, atol=1e-5)
+    np.testing.assert_allclose(ge - 1_700_000_000.0, gs, atol=1e-6)
