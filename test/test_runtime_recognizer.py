@@ -451,3 +451,17 @@ def test_streamed_real_clips_match_the_training_feeder_at_test_time():
         got = np.array([r.topk_scores[r.topk_labels.index(lab)] for lab in LABELS])
         np.testing.assert_allclose(got, want, atol=1e-5)
         assert r.class_index == int(want.argmax())
+
+
+def test_an_internal_failure_in_push_is_counted_not_raised(bundle, monkeypatch, caplog):
+    rec = rec_for(bundle)
+    rec.push(1, 0.0, pose(0.0))
+
+    def broken(self, stamp, joints):
+        raise IndexError("simulated bug")
+
+    monkeypatch.setattr("masksem_core.runtime.tracks.Track.add", broken)
+    for k in range(1, 11):
+        assert rec.push(1, k / FPS, pose(k / FPS)) is False
+    assert rec.stats["dropped_by_reason"]["internal_error"] == 10
+    assert sum("recognizer push failed" in r.message for r in caplog.records) == 3  # not one per frame

@@ -126,6 +126,11 @@ def windows_to_clips(
     return x.reshape(n, 3, v, m, clip_length).permute(0, 1, 4, 2, 3).contiguous()
 
 
+def _worth_logging(count: int) -> bool:
+    """Log the first few failures of a kind, then every 1000th, so a persistent fault cannot flood the log."""
+    return count < 3 or count % 1000 == 0
+
+
 class StreamingRecognizer:
     """Per-person streaming action recognition on top of a model bundle (see module docstring)."""
 
@@ -182,7 +187,8 @@ class StreamingRecognizer:
             try:
                 reason = self._push(person_id, stamp_s, joints, confidence, layout)
             except Exception:  # a bug must not take a robot's perception down: count, log, carry on
-                log.exception("recognizer push failed for person %r", person_id)
+                if _worth_logging(self._dropped["internal_error"]):
+                    log.exception("recognizer push failed for person %r", person_id)
                 reason = "internal_error"
             return self._count(reason)
 
@@ -273,7 +279,8 @@ class StreamingRecognizer:
         try:
             probs = self.predict(np.stack(clips))
         except Exception:  # e.g. out of GPU memory: skip these windows, keep running
-            log.exception("recognizer forward pass failed for %d windows", len(clips))
+            if _worth_logging(self._counts["inference_errors"]):
+                log.exception("recognizer forward pass failed for %d windows", len(clips))
             self._counts["inference_errors"] += 1
             return []
         done = time.perf_counter()
