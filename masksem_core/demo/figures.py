@@ -1,13 +1,13 @@
 """The demo report's pictures: loss curves, masks on skeletons, mask statistics, confusion matrix,
 recording timeline and latency histogram. Matplotlib's object API only (no pyplot state, no display),
-every file written atomically; the timeline and latency plots are the replay's own.
+every file written atomically. The timeline is rebuilt from the replay's bags with the replay's own
+metric code, so it shows exactly what report.json scored.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for sharing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -215,20 +216,27 @@ def plot_masks(path: str | Path, ex: ClipMasks, layout: SkeletonLayout, frames: 
 
 
 # ------------------------------------------------------------------------------------------ recording
+def recognitions(actions_bag: Path) -> list[Any]:
+    """Every recognised action (ActionRecord) the replay wrote to its output bag."""
+    from masksem_ros.bag_io import iter_action_frames
+
+    return [r for _, rs in iter_action_frames(actions_bag) for r in rs]
+
+
 def replay_frames(
     bag: Path, actions_bag: Path, truth_csv: Path, max_age_s: float, iou: float
 ) -> tuple[dict, Any]:
     """Per-frame truth and recognised labels of a replay, rebuilt from its bags and truth CSV with the
     replay's own metric code (so the picture shows exactly what report.json scored)."""
     from masksem_core.replay import ground_truth, metrics
-    from masksem_ros.bag_io import iter_action_frames, iter_skeleton_frames
+    from masksem_ros.bag_io import iter_skeleton_frames
 
     stamps, persons = [], []
     for frame in iter_skeleton_frames(bag):
         for pid in frame.persons:
             stamps.append(frame.stamp)
             persons.append(str(pid))
-    recs = [r for _, rs in iter_action_frames(actions_bag) for r in rs]
+    recs = recognitions(actions_bag)
     rec_arrays = (
         np.array([r.stamp for r in recs], dtype=np.float64),
         np.array([str(r.person_id) for r in recs], dtype=object),
@@ -292,6 +300,28 @@ def plot_timeline(path: str | Path, frames: Any, labels: list[str], title: str) 
     return save_figure(fig, path)
 
 
+def plot_latency(path: str | Path, latencies_ms: np.ndarray, window_s: float) -> Path:
+    """Histogram of the recogniser's time per window, p50/p99 marked, against the window length."""
+    from matplotlib.figure import Figure
+
+    lat = np.asarray(latencies_ms, dtype=np.float64)
+    lat = lat[np.isfinite(lat)]
+    fig = Figure(figsize=(7, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    if lat.size:
+        ax.hist(lat, bins=min(40, max(5, lat.size // 3)), color="C0", alpha=0.85)
+        for q, style in ((50, "--"), (99, ":")):
+            v = float(np.percentile(lat, q))
+            ax.axvline(v, color="k", linestyle=style, label=f"p{q} {v:.1f} ms")
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no recognitions", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("latency per recognition [ms] (window due -> result, this machine)")
+    ax.set_ylabel("recognitions")
+    ax.set_title(f"streaming recogniser latency ({lat.size} windows of {window_s:.1f} s)")
+    return save_figure(fig, path)
+
+
 # ------------------------------------------------------------------------------------------ report
 def draw_report(paths: DemoPaths, summary: dict[str, Any]) -> dict[str, Path]:
     """Every picture of the report folder (masks.png is drawn by the mask analysis before)."""
@@ -315,6 +345,7 @@ def draw_report(paths: DemoPaths, summary: dict[str, Any]) -> dict[str, Path]:
         out / "confusion.png",
         f"{best} linear probe on unseen performers: top-1 {res['top1']:.1f}%",
     )
+    os.chmod(out / "confusion.png", 0o644)  # the training writer leaves it private (mkstemp)
     files["confusion"] = out / "confusion.png"
     replay = read_json(paths.replay / "report.json")
     m = replay["metrics"]
@@ -328,10 +359,7 @@ def draw_report(paths: DemoPaths, summary: dict[str, Any]) -> dict[str, Path]:
         f"continuous recording: truth vs streaming recogniser (frame accuracy {m['frame_accuracy']:.2f}, "
         f"segment F1@{m['segments']['iou']:.1f} {m['segments']['f1']:.2f})",
     )
-    for name in ("latency",):  # the replay's own plot, copied atomically
-        tmp = out / f".{name}.png.tmp"
-        shutil.copyfile(paths.replay / f"{name}.png", tmp)
-        os.replace(tmp, out / f"{name}.png")
-        files[name] = out / f"{name}.png"
+    latencies = np.array([r.latency_ms for r in recognitions(paths.replay / "bag")], dtype=np.float64)
+    files["latency"] = plot_latency(out / "latency.png", latencies, m["max_age_s"])
     files["masks"] = out / "masks.png"
     return files

@@ -99,7 +99,7 @@ def render(summary: dict[str, Any], report_dir: Path) -> str:
                 f"{_num(delay['p50'], '{:.2f} s')} (missed {delay['missed']} of {delay['actions']})",
                 f"{_num(lat['p50'], '{:.1f}')} / {_num(lat['p99'], '{:.1f}')} ms",
                 str(r["recognitions"]),
-                _num(r["realtime_factor"], "{:.0f}x"),
+                _num(r["realtime_factor"], "{:.1f}x"),
             ]
         ],
     )

@@ -322,8 +322,9 @@ def _ms(value: float | None) -> str:
 # ------------------------------------------------------------------------------------------ driver
 def run_demo(settings: DemoSettings, log: Callable[[str], None] = print) -> dict[str, Any]:
     """All steps in order; returns the summary (also written to report/summary.json)."""
+    from masksem_core.data.arrays import atomic_write_bytes
     from masksem_core.demo import figures, html, masks
-    from masksem_core.replay.report import write_json_atomic
+    from masksem_core.replay.report import json_safe
 
     paths = DemoPaths(settings.out)
     paths.out.mkdir(parents=True, exist_ok=True)
@@ -361,7 +362,8 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] = print) -> dict
 
     def report() -> None:
         figures.draw_report(paths, summary)
-        write_json_atomic(paths.report / "summary.json", summary)
+        text = json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n"
+        atomic_write_bytes(paths.report / "summary.json", text.encode())
         html.write_page(paths.report / "index.html", summary)
 
     step("report", report)
