@@ -320,7 +320,7 @@ def _ms(value: float | None) -> str:
 
 
 # ------------------------------------------------------------------------------------------ driver
-def run_demo(settings: DemoSettings, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_demo(settings: DemoSettings, log: Callable[[str], None] = tqdm.write) -> dict[str, Any]:
     """All steps in order; returns the summary (also written to report/summary.json)."""
     from masksem_core.data.arrays import atomic_write_bytes
     from masksem_core.demo import figures, html, masks
