@@ -250,16 +250,17 @@ def replay_frames(
 
 
 def plot_timeline(path: str | Path, frames: Any, labels: list[str], title: str) -> Path:
-    """Truth above recognised, per person, one colour per action (20-colour map: 16 actions stay
-    distinguishable); background, idle and 'unknown' are left blank."""
+    """Truth above recognised, per person, one colour per action (23 colours, no greys: the 16
+    built-in actions stay distinguishable); background, idle and 'unknown' are left blank."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     from masksem_core.replay.metrics import is_background, runs
 
-    cmap = colormaps["tab20"]
-    colour = {lab: cmap(k % 20) for k, lab in enumerate(labels)}
+    palette = [colormaps["tab20"](i) for i in range(20) if i not in (14, 15)]  # no greys
+    palette += [colormaps["tab20b"](i) for i in (0, 4, 8, 12, 16)]
+    colour = {lab: palette[k % len(palette)] for k, lab in enumerate(labels)}
     people = sorted(set(frames.persons.tolist()), key=lambda p: (len(p), p))
     fig = Figure(figsize=(14, 1.2 + 1.1 * len(people)), layout="constrained")
     ax = fig.add_subplot()
