@@ -139,8 +139,10 @@ class CollaborationStateMachine:
 
     def on_actions(self, now: float, stamp: float, actions: Iterable[Any]) -> Behaviour:
         """One recogniser update (possibly empty), stamped with its newest input, received at `now`."""
-        if now - stamp > self.table.stale_after_s:
-            return self.tick(now)  # too old to act on: does not count as fresh input
+        age = now - stamp
+        if not math.isfinite(age) or abs(age) > self.table.stale_after_s:
+            # too old, NaN, or from further in the future than clock skew explains: not fresh input
+            return self.tick(now)
         self.last_input = now
         proposed, why = self.propose(actions)
         if proposed == self.state:

@@ -85,9 +85,11 @@ def recognizer_status(
     latency_p99_ms: float,
     stale_after_s: float = 2.0,
     extra: dict[str, Any] | None = None,
+    warning: str | None = None,
 ) -> StatusReport:
     """ERROR when the model cannot run, STALE when no input for `stale_after_s`, WARN when more than
-    10% of the input is dropped, else OK; every figure goes into the values."""
+    10% of the input is dropped or `warning` is set (e.g. a CPU fallback), else OK; every figure goes
+    into the values."""
     values = {
         "device": device,
         "input_rate_hz": _fmt(input_rate_hz),
@@ -104,4 +106,6 @@ def recognizer_status(
         return StatusReport(STALE, "no skeleton input", values)
     if received and dropped / received > 0.1:
         return StatusReport(WARN, f"dropping {dropped} of {received} frames", values)
+    if warning:
+        return StatusReport(WARN, warning, values)
     return StatusReport(OK, f"running on {device}", values)

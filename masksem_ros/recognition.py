@@ -55,6 +55,7 @@ class RecognitionPipeline:
         self.device = device
         self.stale_after_s = stale_after_s
         self.error: str | None = None
+        self.warning: str | None = None
         self.recognizer: Any = None
         self.input = RateMeter()
         self.end_to_end = LatencyStats()
@@ -66,11 +67,34 @@ class RecognitionPipeline:
         if not bundle_path:
             self.error = "no model bundle configured (parameter 'bundle')"
             return
+        settings = self._fall_back_to_cpu(settings)
         try:
             self.recognizer = (factory or _default_factory)(bundle_path, settings)
         except Exception as exc:  # missing file, bad YAML, checksum mismatch, torch missing, ...
             self.error = f"cannot load model bundle {bundle_path!r}: {type(exc).__name__}: {exc}"
             log.error(self.error)
+
+    def _fall_back_to_cpu(self, settings: Any) -> Any:
+        """CUDA asked for on a machine without it: run on the CPU and say so (WARN), don't stop."""
+        wanted = str(getattr(settings, "device", self.device) or "cpu")
+        if not wanted.startswith("cuda"):
+            return settings
+        try:
+            import torch
+
+            available = torch.cuda.is_available()
+        except ImportError:
+            available = False
+        if available:
+            return settings
+        self.warning = f"device {wanted!r} requested but CUDA is not available: running on the CPU"
+        log.warning(self.warning)
+        self.device = "cpu"
+        if settings is not None:
+            import dataclasses
+
+            settings = dataclasses.replace(settings, device="cpu", precision="fp32")
+        return settings
 
     @property
     def labels(self) -> list[str]:
@@ -130,6 +154,7 @@ class RecognitionPipeline:
             latency_p50_ms=float(stats.get("latency_ms_p50", float("nan"))),
             latency_p99_ms=float(stats.get("latency_ms_p99", float("nan"))),
             stale_after_s=self.stale_after_s,
+            warning=self.warning,
             extra={
                 "end_to_end_latency_p50_ms": self.end_to_end.percentile(50),
                 "end_to_end_latency_p99_ms": self.end_to_end.percentile(99),

@@ -24,9 +24,9 @@ def sm() -> CollaborationStateMachine:
 
 def test_shipped_table_loads():
     t = CollaborationTable.from_yaml(TABLE)
-    assert set(t.rules) == {"stop", "handover_reach", "wave"}
+    assert set(t.rules) == {"stop_palm", "handover_reach", "wave"}
     assert t.safe.speed_scale == 0.0 and t.default.speed_scale == 1.0
-    assert t.rules["handover_reach"].speed_scale == 0.3 and t.rules["stop"].enter_count == 1
+    assert t.rules["handover_reach"].speed_scale == 0.3 and t.rules["stop_palm"].enter_count == 1
 
 
 def test_safe_until_first_input_then_hysteresis_to_default(sm):
@@ -45,7 +45,9 @@ def test_enter_count_min_score_and_priority(sm):
     assert sm.on_actions(0.6, 0.6, [act("wave")]).name == "wave"
     assert sm.state.command == "greet" and "wave" in sm.reason
     # unknown labels are ignored; a stop from another person wins by priority, immediately (enter_count 1)
-    assert sm.on_actions(0.7, 0.7, [act("wave"), act("dance"), act("stop", 0.7, "2")]).name == "stop"
+    assert (
+        sm.on_actions(0.7, 0.7, [act("wave"), act("dance"), act("stop_palm", 0.7, "2")]).name == "stop_palm"
+    )
     assert sm.state.speed_scale == 0.0 and "person 2" in sm.reason
 
 
@@ -94,3 +96,28 @@ def test_bad_tables_name_the_field(tmp_path, patch, message):
     with pytest.raises(ValueError, match=message) as err:
         CollaborationTable.from_yaml(path)
     assert str(path) in str(err.value)
+
+
+def test_nan_and_far_future_stamps_are_not_fresh_input() -> None:
+    """A broken clock must not keep the robot out of its safe state."""
+    import math
+
+    from masksem_ros.collaboration import CollaborationStateMachine, CollaborationTable
+
+    table = CollaborationTable.from_dict(
+        {
+            "stale_after_s": 1.0,
+            "enter_count": 1,
+            "exit_count": 1,
+            "safe": {"speed_scale": 0.0, "command": "pause"},
+            "default": {"speed_scale": 1.0, "command": "resume"},
+            "rules": {"stop_palm": {"speed_scale": 0.0, "command": "pause"}},
+        }
+    )
+    sm = CollaborationStateMachine(table)
+    assert sm.on_actions(10.0, math.nan, []) is table.safe
+    assert sm.last_input is None
+    assert sm.on_actions(10.0, 10.0 + 60.0, []) is table.safe  # a minute in the future
+    assert sm.last_input is None
+    sm.on_actions(10.0, 9.9, [])  # a sane stamp is fresh input
+    assert sm.last_input == 10.0

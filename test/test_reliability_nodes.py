@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from masksem_ros.collaboration import CollaborationStateMachine, CollaborationTable
-from masksem_ros.diagnostics import ERROR, OK, STALE
+from masksem_ros.diagnostics import ERROR, OK, STALE, WARN
 from masksem_ros.recognition import RecognitionPipeline, make_settings
 
 torch = pytest.importorskip("torch")
@@ -62,12 +62,16 @@ def test_unloadable_bundle_is_an_error_state_not_a_crash(tmp_path: Path, bundle:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_cuda_requested_on_a_cpu_machine_is_a_named_error(bundle: Path) -> None:
+def test_cuda_requested_on_a_cpu_machine_falls_back_to_cpu_with_a_warning(bundle: Path) -> None:
     pipe = RecognitionPipeline(str(bundle), make_settings(device="cuda"), device="cuda")
-    assert pipe.recognizer is None
-    status = pipe.status(0.0)
-    assert status.level == ERROR and "CUDA is not available" in status.message
-    assert status.values["device"] == "cuda"
+    assert pipe.recognizer is not None and pipe.error is None
+    rng = np.random.default_rng(0)
+    for k in range(40):  # it really runs, on the CPU
+        pipe.on_frame(k / 30, k / 30, {"1": (_pose(rng), None)}, "kinect_v1_20")
+    status = pipe.status(40 / 30)
+    assert status.level == WARN and "CUDA is not available" in status.message
+    assert status.values["device"] == "cpu"
+    assert int(pipe.recognizer.stats["windows"]) > 0
 
 
 def test_silent_input_goes_stale_and_tracks_expire(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -79,3 +79,27 @@ def test_bad_yaml_file_is_named(tmp_path: Path) -> None:
 def test_missing_config_lists_shipped_ones() -> None:
     with pytest.raises(ConfigError, match="nwucla_pretrain"):
         load_experiment("does_not_exist", [])
+
+
+def test_cli_reports_a_bad_checkpoint_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from masksem_core.cli import main
+
+    bad = tmp_path / "classifier.pt"
+    bad.write_bytes(b"not a checkpoint")
+    rc = main(
+        ["evaluate", "--config", "nwucla_finetune", "--checkpoint", str(bad), f"run.out_dir={tmp_path}"]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "truncated or not a checkpoint" in err and str(bad) in err
+    assert "Traceback" not in err
+
+
+def test_stale_temp_files_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
+    import torch
+
+    from masksem_core.train.checkpoint import load_checkpoint, save_checkpoint
+
+    stale = tmp_path / ".last.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    save_checkpoint({"model": {"w": torch.ones(2)}, "epoch": 1}, tmp_path / "last.pt")
+    assert not stale.exists() and load_checkpoint(tmp_path / "last.pt")["epoch"] == 1

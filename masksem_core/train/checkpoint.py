@@ -68,7 +68,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def remove_stale_temp_files(path: Path) -> int:
+    """Delete temp files a killed writer left beside `path` (only this process writes checkpoints)."""
+    removed = 0
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
+    path = Path(path)
+    remove_stale_temp_files(path)
     payload = dict(payload)
     payload["sha256"] = checksum(payload)
     buf = io.BytesIO()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from masksem_core.config import ConfigError, apply_overrides, deep_merge, from_dict, load_yaml
+from masksem_core.train.checkpoint import CheckpointError
 from masksem_core.train.config import ExperimentConfig
 
 SHIPPED = resources.files("masksem_core") / "configs"
@@ -81,6 +82,15 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"masksem {args.command}: config error: {exc}", file=sys.stderr)
         return 2
+    try:
+        return _dispatch(args, cfg)
+    except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as exc:
+        # a user mistake or a damaged input: one clear line, not a traceback
+        print(f"masksem {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace, cfg: ExperimentConfig) -> int:
     if args.command == "pretrain":
         from masksem_core.train.pretrain import pretrain
 
