@@ -31,9 +31,10 @@ class MotionDecoder(nn.Module):
         """visible (P, K, D) at token positions keep (P, K) -> prediction (P, S*V, out)."""
         p, k, _ = visible.shape
         length = segments * joints
-        x = self.mask_token.to(visible.dtype).expand(p, length, -1).clone()
-        emb = self.embed(visible)
-        x = x.scatter(1, keep.unsqueeze(-1).expand(-1, -1, emb.shape[-1]), emb.to(x.dtype))
+        emb = self.embed(visible).to(visible.dtype)
+        # out-of-place scatter into the expanded mask token: one (P, L, D) copy, not clone + scatter
+        x = self.mask_token.to(visible.dtype).expand(p, length, -1)
+        x = x.scatter(1, keep.unsqueeze(-1).expand(-1, -1, emb.shape[-1]), emb)
         x = x + self.pos(segments, joints)
         for block in self.blocks:
             x = block(x)
