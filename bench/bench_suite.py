@@ -142,6 +142,7 @@ def pretrain_section(args: argparse.Namespace, device: torch.device, peaks: dict
     flops = pretrain_step_flops(cfg, masking, sequences)["total"]
     times: dict[str, list[float]] = {k: [] for k in models}
     mem: dict[str, float] = dict.fromkeys(models, 0.0)
+    peaks_now: list[float] = []
     for step in range(args.warmup + args.steps):
         for name, (model, precision) in models.items():  # interleaved: all see the same machine load
             with PeakMemory(device) as pm:
@@ -159,6 +160,8 @@ def pretrain_section(args: argparse.Namespace, device: torch.device, peaks: dict
             if step >= args.warmup:
                 times[name].append(dt)
                 mem[name] = max(mem[name], pm.peak_mb)
+                # the peak again, now: on a shared machine the load moves during a long run
+                peaks_now.append(matmul_peak(device, torch.float32, n=min(1536, args.peak_size), repeats=3))
             print(f"  pretrain {name:5s} step {step}: {dt:6.2f} s  loss {loss.item():.4f}", flush=True)
     rows = {}
     for name in models:
@@ -170,6 +173,7 @@ def pretrain_section(args: argparse.Namespace, device: torch.device, peaks: dict
             "useful_tflops_per_s": flops / t / 1e12,
             "fraction_of_fp32_peak": flops / t / peaks["fp32"],
             "fraction_of_bf16_peak": flops / t / peaks["bf16"],
+            "fraction_of_fp32_peak_during_run": flops / t / float(np.median(peaks_now)),
             "steps": times[name],
         }
     out = {
@@ -181,6 +185,7 @@ def pretrain_section(args: argparse.Namespace, device: torch.device, peaks: dict
             "present_sequences": sequences,
         },
         "useful_flops_per_step": flops,
+        "fp32_peak_during_run": float(np.median(peaks_now)),
         **rows,
     }
     if "naive" in rows:
@@ -261,6 +266,24 @@ def _naive_pooled(naive: NaiveEncoder, x: torch.Tensor) -> tuple[torch.Tensor, t
     present[:, 0] = present[:, 0].clamp_min(present.sum(1).eq(0).float())
     per_joint = (per_joint * present[..., None, None]).sum(1) / present.sum(1).clamp_min(1)[:, None, None]
     return per_joint.mean(dim=1), per_joint
+
+
+def recognizer_section(args: argparse.Namespace, devices: list[torch.device]) -> list[dict]:
+    """End-to-end `StreamingRecognizer.predict` (clip building + forward), via bench/bench_inference.py."""
+    try:
+        import bench_inference
+    except ImportError as exc:  # the runtime is optional for the model figures
+        return [{"skipped": str(exc)}]
+    bundle = bench_inference.ntu_bundle()
+    rows = []
+    for device in devices:
+        for precision in args.precisions.split(","):
+            rows.append(bench_inference.bench_device(bundle, device.type, precision, args.iters, 2))
+            print(
+                f"  recogniser {device.type} {precision}: p50 {rows[-1]['one_window_ms_p50']:.1f} ms",
+                flush=True,
+            )
+    return rows
 
 
 # ---------------------------------------------------------------- data
@@ -376,6 +399,13 @@ def print_table(result: dict, previous: dict | None) -> None:
                     ["pretrain", name, "fraction_of_fp32_peak"],
                     scale=100,
                 )
+                line(
+                    f"pretrain {name} ... / fp32 peak during run",
+                    100 * r["fraction_of_fp32_peak_during_run"],
+                    "%",
+                    ["pretrain", name, "fraction_of_fp32_peak_during_run"],
+                    scale=100,
+                )
     rows = {f"{r['device']} {r['precision']} {r['impl']}": r for r in result.get("inference", [])}
     prev_rows = {
         f"{r['device']} {r['precision']} {r['impl']}": r for r in (previous or {}).get("inference", [])
@@ -398,6 +428,11 @@ def print_table(result: dict, previous: dict | None) -> None:
                 ratio,
                 was.get("batched_windows_per_s", {}).get(n),
             )
+    for row in result.get("recognizer", []):
+        if "one_window_ms_p50" in row:
+            key = f"recogniser {row['device']} {row['precision']} 1 window"
+            line(f"{key} p50", row["one_window_ms_p50"], "ms", [])
+            line(f"{key} p99", row["one_window_ms_p99"], "ms", [])
     for k, v in result.get("data", {}).items():
         if isinstance(v, float):
             line(k.replace("_", " "), v, "/s", ["data", k])
@@ -413,7 +448,7 @@ def atomic_write_json(path: Path, data: dict) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sections", default="pretrain,inference,data")
+    ap.add_argument("--sections", default="pretrain,inference,recognizer,data")
     ap.add_argument("--model", default="", help="JSON ModelConfig overrides (default: NTU size)")
     ap.add_argument("--strategy", default="semantic", choices=["random", "motion", "semantic"])
     ap.add_argument("--variants", default="teacher_bf16,bf16", help="extra pre-training variants to time")
@@ -428,6 +463,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--prepare-files", type=int, default=100)
     ap.add_argument("--feeder-clips", type=int, default=256)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--peak-size", type=int, default=2048, help="n of the n x n x n peak matmul")
     ap.add_argument("--cpu-only", action="store_true")
     ap.add_argument("--out", type=Path, default=None, help="JSON (default bench/results/suite_<time>.json)")
     ap.add_argument("--compare", type=Path, default=None, help="an earlier JSON to show next to each figure")
@@ -468,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     main_device = devices[-1]  # train where a real run would: the GPU when there is one
     for device in devices:
         for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-            result["peak"][f"{device.type}_{name}"] = matmul_peak(device, dtype)
+            result["peak"][f"{device.type}_{name}"] = matmul_peak(device, dtype, n=args.peak_size)
     peaks = {p: result["peak"][f"{main_device.type}_{p}"] for p in ("fp32", "bf16")}
     if "pretrain" in sections:
         result["pretrain"] = pretrain_section(args, main_device, peaks)
@@ -476,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
         for device in devices:
             dev_peaks = {p: result["peak"][f"{device.type}_{p}"] for p in ("fp32", "bf16")}
             result["inference"] += inference_section(args, device, dev_peaks)
+    if "recognizer" in sections:
+        result["recognizer"] = recognizer_section(args, devices)
     if "data" in sections:
         result["data"] = data_section(args)
     result["env"]["load_avg_end"] = [round(v, 2) for v in os.getloadavg()]

@@ -167,3 +167,35 @@ def test_flop_count_matches_a_hand_count() -> None:
     assert f["total"] == 3 * fwd
     semantic = pretrain_step_flops(cfg, MaskingConfig(strategy="semantic"), sequences=1)
     assert semantic["teacher_forward"] > 0 and semantic["total"] > f["total"]
+
+
+def test_bench_suite_writes_consistent_json(tmp_path: Path) -> None:
+    import json
+
+    import bench_suite
+
+    tiny = json.dumps({**SMALL, "depth": 1})
+    out = tmp_path / "suite.json"
+    argv = ["--model", tiny, "--batch", "5", "--steps", "1", "--warmup", "0", "--iters", "2", "--sizes", "2"]
+    argv += [
+        "--sections",
+        "pretrain,inference",
+        "--variants",
+        "",
+        "--precisions",
+        "fp32",
+        "--cpu-only",
+        "--peak-size",
+        "256",
+    ]
+    assert bench_suite.main([*argv, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    pre = result["pretrain"]
+    assert pre["config"]["present_sequences"] == 6  # 4 one-person clips of 5 (rounded 0.8 * 5) + 1 two-person
+    cfg = ModelConfig(**{**SMALL, "depth": 1})
+    assert pre["useful_flops_per_step"] == pretrain_step_flops(cfg, MaskingConfig(), 6)["total"]
+    for impl in ("ours", "naive"):
+        assert pre[impl]["clips_per_s"] == pytest.approx(5 / pre[impl]["step_s"])
+    assert pre["speedup_vs_naive"] == pytest.approx(pre["naive"]["step_s"] / pre["ours"]["step_s"])
+    assert {(r["impl"], r["precision"]) for r in result["inference"]} == {("ours", "fp32"), ("naive", "fp32")}
+    assert result["peak"]["cpu_fp32"] > 1e8  # a real matmul rate, in FLOP/s
