@@ -14,7 +14,7 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `masksem demo`."""
-    parser.add_argument("--out", type=Path, default=Path("masksem-demo"), help="output folder")
+    parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
     parser.add_argument(
         "--quick", action="store_true", help="smaller budget (a smoke test, ~3 min on 2 cores)"
     )

@@ -138,8 +138,7 @@ def held_out_batch(
     from masksem_core.data.feeder import SkeletonClips
 
     ds = SkeletonClips(npz, split="test", num_frames=num_frames, train=False)
-    labels = ds.targets if hasattr(ds, "targets") else ds.all_labels
-    labels = np.asarray(labels)
+    labels = np.asarray(ds.targets)
     rows = [int(i) for c in np.unique(labels) for i in np.flatnonzero(labels == c)[:per_class]]
     clips = torch.stack([ds[i][0] for i in rows])
     return clips, [int(labels[i]) for i in rows], list(ds.labels)

@@ -37,7 +37,7 @@ class Budget:
         return max(1, self.epochs // 10)
 
 
-FULL = Budget(per_class=60, epochs=30, num_actions=14)
+FULL = Budget(per_class=60, epochs=20, num_actions=14)
 QUICK = Budget(per_class=30, epochs=6, num_actions=8)
 
 
@@ -343,29 +343,27 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] = tqdm.write) ->
         return result
 
     t_start = time.perf_counter()
-    data = step("data set + recording bag", lambda: make_data(settings, paths))
-    pretrains, probes = {}, {}
-    for v in variants:
-        pretrains[v] = step(f"pre-train {v}", lambda v=v: pretrain_variant(settings, paths, v, data["npz"]))
-        probes[v] = step(f"linear probe {v}", lambda v=v: probe_variant(settings, paths, v, data["npz"]))
-    best = max(variants, key=lambda v: probes[v]["top1"])
-    step(f"export bundle ({best})", lambda: export_bundle(settings, paths, best))
-    replay = step("replay recording", lambda: replay_recording(settings, paths))
-    mask_stats = step(
-        "mask analysis",
-        lambda: masks.analyse(
-            paths.pretrain("masksem") / "last.pt", data["npz"], paths.report, settings.seed
-        ),
-    )
+    try:
+        data = step("data set + recording bag", lambda: make_data(settings, paths))
+        pretrains, probes = {}, {}
+        for v in variants:
+            pretrains[v] = step(
+                f"pre-train {v}", lambda v=v: pretrain_variant(settings, paths, v, data["npz"])
+            )
+            probes[v] = step(f"linear probe {v}", lambda v=v: probe_variant(settings, paths, v, data["npz"]))
+        best = max(variants, key=lambda v: probes[v]["top1"])
+        step(f"export bundle ({best})", lambda: export_bundle(settings, paths, best))
+        replay = step("replay recording", lambda: replay_recording(settings, paths))
+        checkpoint = paths.pretrain("masksem") / "last.pt"
+        mask_stats = step(
+            "mask analysis", lambda: masks.analyse(checkpoint, data["npz"], paths.report, settings.seed)
+        )
+        summary = summarise(settings, data, pretrains, probes, best, replay, mask_stats, timings)
+        step("report figures", lambda: figures.draw_report(paths, summary))
+    finally:
+        bar.close()
     timings["total"] = round(time.perf_counter() - t_start, 2)
-    summary = summarise(settings, data, pretrains, probes, best, replay, mask_stats, timings)
-
-    def report() -> None:
-        figures.draw_report(paths, summary)
-        text = json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n"
-        atomic_write_bytes(paths.report / "summary.json", text.encode())
-        html.write_page(paths.report / "index.html", summary)
-
-    step("report", report)
-    bar.close()
+    text = json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n"
+    atomic_write_bytes(paths.report / "summary.json", text.encode())
+    html.write_page(paths.report / "index.html", summary)
     return summary
