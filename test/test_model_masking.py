@@ -188,3 +188,16 @@ def test_semantic_masking_follows_the_cam() -> None:
         rc = torch.argsort(torch.argsort(c)).float()
         rf = torch.argsort(torch.argsort(f)).float()
         assert torch.corrcoef(torch.stack([rc, rf]))[0, 1] > 0.5
+
+
+def test_masks_are_random_but_reproducible() -> None:
+    """Uniform logits: every token is sometimes kept and sometimes masked; a seeded generator repeats."""
+    logits = torch.zeros(200, 50)
+    a = gumbel_topk_mask(logits, 0.9, torch.Generator().manual_seed(11))
+    b = gumbel_topk_mask(logits, 0.9, torch.Generator().manual_seed(11))
+    c = gumbel_topk_mask(logits, 0.9, torch.Generator().manual_seed(12))
+    assert torch.equal(a.keep, b.keep)
+    assert not torch.equal(a.keep, c.keep)
+    assert len({tuple(row.tolist()) for row in a.keep}) > 190  # rows differ from each other
+    kept_rate = (~a.masked).float().mean(0)
+    assert (kept_rate > 0).all() and (kept_rate < 0.3).all()  # expected 0.1 for every token
