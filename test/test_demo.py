@@ -145,3 +145,13 @@ def test_bad_budget_is_a_usage_error(tmp_path: Path, bad: list[str], capsys: pyt
     assert main(["demo", "--out", str(tmp_path / "x"), *bad]) == 2
     assert "must be >= 1" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_cuda_without_a_gpu_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: --device cuda is valid here")
+    assert main(["demo", "--out", str(tmp_path / "x"), "--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -124,10 +124,7 @@ def make_data(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]:
     _ensure_split_names(npz)
     recording = make_recording(seed=settings.seed + 1, num_actions=b.num_actions)
     paths.recording.mkdir(parents=True, exist_ok=True)
-    if paths.bag.exists():  # a rerun into the same --out: the bag writer refuses to overwrite
-        import shutil
-
-        shutil.rmtree(paths.bag)
+    _fresh(paths.bag)  # a rerun into the same --out: the bag writer refuses to overwrite
     write_recording_bag(paths.bag, recording)
     write_intervals_csv(paths.truth_csv, recording)
     return {
@@ -155,6 +152,15 @@ def _ensure_split_names(npz: Path) -> None:
     atomic_write_bytes(side, json.dumps(meta, indent=1).encode())
 
 
+def _fresh(folder: Path) -> Path:
+    """Empty a run folder of an earlier demo into the same --out (log.csv would otherwise be appended to)."""
+    import shutil
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    return folder
+
+
 def _common_overrides(settings: DemoSettings, npz: str, out_dir: Path) -> list[str]:
     return [
         f"data.path={npz}",
@@ -171,7 +177,7 @@ def pretrain_variant(settings: DemoSettings, paths: DemoPaths, variant: str, npz
     from masksem_core.train.pretrain import pretrain
 
     b = settings.budget
-    overrides = _common_overrides(settings, npz, paths.pretrain(variant)) + [
+    overrides = _common_overrides(settings, npz, _fresh(paths.pretrain(variant))) + [
         f"masking.strategy={VARIANTS[variant]}",
         f"optim.epochs={b.epochs}",
         f"optim.warmup_epochs={b.warmup_epochs}",
@@ -185,7 +191,7 @@ def probe_variant(settings: DemoSettings, paths: DemoPaths, variant: str, npz: s
     from masksem_core.train.classify import linprobe
     from masksem_core.train.cli import load_experiment
 
-    overrides = _common_overrides(settings, npz, paths.probe(variant)) + [
+    overrides = _common_overrides(settings, npz, _fresh(paths.probe(variant))) + [
         f"run.pretrained={paths.pretrain(variant) / 'last.pt'}"
     ]
     linprobe(load_experiment(PROBE_CONFIG, overrides))
@@ -197,10 +203,7 @@ def export_bundle(settings: DemoSettings, paths: DemoPaths, variant: str) -> Pat
     from masksem_core.runtime.export import export, load_classifier_checkpoint
 
     model, meta = load_classifier_checkpoint(paths.probe(variant) / "classifier.pt")
-    if paths.bundle.exists():
-        import shutil
-
-        shutil.rmtree(paths.bundle)
+    _fresh(paths.bundle)
     return export(model, meta, paths.bundle, window_frames=settings.budget.window_frames)
 
 
