@@ -160,3 +160,31 @@ def test_a_clip_with_no_person() -> None:
         out = model(x, generator=torch.Generator().manual_seed(0))
         assert torch.isfinite(out.loss)
         out.loss.backward()
+
+
+def test_a_clip_without_any_person_adds_nothing_to_the_loss() -> None:
+    """The all-zero slot kept for an empty clip has zero targets; it must not dilute the loss."""
+    import torch
+
+    from masksem_core.model import MaskingConfig, MaskSemPretrainer, ModelConfig, TargetConfig
+
+    cfg = ModelConfig(
+        num_frames=16,
+        num_joints=25,
+        num_persons=2,
+        dim=32,
+        depth=1,
+        heads=2,
+        decoder_dim=32,
+        decoder_depth=1,
+        decoder_heads=2,
+    )
+    model = MaskSemPretrainer(cfg, MaskingConfig(strategy="random"), TargetConfig())
+    person = torch.randn(1, 3, 16, 25, 2)
+    person[..., 1] = 0
+    both = torch.cat([person, torch.zeros_like(person)])
+    torch.manual_seed(0)
+    alone = model(person).loss
+    torch.manual_seed(0)
+    with_empty = model(both).loss
+    assert torch.allclose(alone, with_empty, atol=1e-6)

@@ -126,8 +126,16 @@ class MaskSemPretrainer(nn.Module):
         visible = self.encoder.encode(seqs, keep=mask.keep)
         pred = self.decoder(visible, mask.keep, segments, joints)
         vel, acc = token_targets(seqs, cfg.patch_len, self.target.norm_eps)
+        # a clip with no person at all keeps an all-zero slot 0 (see persons.py): nothing to learn from it
+        has_motion = (seqs.abs().amax(dim=(1, 2, 3)) > 0).unsqueeze(1)
         loss, stats = motion_loss(
-            pred, vel, acc, mask.masked, self.target.kind, self.target.alpha, self.target.separate_heads
+            pred,
+            vel,
+            acc,
+            mask.masked & has_motion,
+            self.target.kind,
+            self.target.alpha,
+            self.target.separate_heads,
         )
         stats.update(mask_statistics(mask, motion, cam))
         return PretrainOutput(loss=loss, stats=stats, mask=mask, cam=cam, sequences=sel)

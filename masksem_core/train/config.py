@@ -67,6 +67,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    threads: int | None = None  # torch intra-op threads; 1 is much faster on a CPU shared with other jobs
     deterministic: bool = False
     save_every: int = 10
     eval_every: int = 10

@@ -29,6 +29,8 @@ class RunEnv:
 
 
 def setup_run(cfg: ExperimentConfig) -> RunEnv:
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
     device = resolve_device(cfg.run.device)
     info = init_distributed(device)
     if cfg.run.deterministic:
