@@ -309,9 +309,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     sem = summary["masks"].get("semantic")
     if sem:
-        lines.append(
-            f"semantic masks: mean CAM of masked tokens {sem['cam_masked']:.3f} vs kept {sem['cam_kept']:.3f}"
-        )
+        cam = f"mean CAM {sem['cam_masked']:.3f} vs {sem['cam_kept']:.3f}"
+        motion = f"mean motion {sem['motion_masked']:.4f} vs {sem['motion_kept']:.4f}"
+        lines.append(f"semantic masks, masked vs kept tokens: {cam}, {motion}")
     best = summary["variants"][summary["best"]]
     lines.append(
         f"MaskSem demo: {summary['best']} probe top-1 {best['probe_top1']:.1f}% "
