@@ -296,7 +296,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         mark = " *" if name == summary["best"] else ""
         rows.append((name + mark, v["strategy"], f"{v['probe_top1']:.1f}%", knn, f"{v['final_loss']:.3f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     r, lat = summary["replay"], summary["replay"]["latency_ms"]
     seg = r["segments"]
     lines += [
