@@ -89,13 +89,20 @@ def pretrain_epoch(model: nn.Module, loader: Iterable, ctx: StepContext, epoch: 
     count = 0
     steps = len(loader) if ctx.max_steps is None else min(len(loader), ctx.max_steps)
     lr = ctx.lr
+    all_finite: torch.Tensor | None = None
     for i, (clips, _), bar in _steps(loader, ctx, f"pretrain {epoch + 1}/{ctx.epochs}"):
         lr = _set_schedule(ctx, epoch, i, steps)
         clips = clips.to(ctx.device, non_blocking=True)
         with autocast(ctx.device, ctx.precision):
             out = model(clips)
-        if not torch.isfinite(out.loss):
-            raise FloatingPointError(f"pre-training loss is {float(out.loss)} at epoch {epoch + 1} step {i}")
+        finite = torch.isfinite(out.loss.detach())
+        all_finite = finite if all_finite is None else all_finite & finite
+        # bool() waits for the device: on a GPU check every 10th step (and the last), so the host can
+        # queue the backward while the forward runs; a bad step is caught within 10 steps.
+        if (ctx.device.type != "cuda" or i % 10 == 0 or i == steps - 1) and not bool(all_finite):
+            where = f"step {i}" if ctx.device.type != "cuda" else f"one of the steps up to {i}"
+            now = float(out.loss.detach())
+            raise FloatingPointError(f"pre-training loss is {now} (not finite) at epoch {epoch + 1}, {where}")
         _optimise(out.loss, model, ctx)
         core.update_teacher()
         for k, v in {"loss": out.loss.detach(), **out.stats}.items():
@@ -103,6 +110,8 @@ def pretrain_epoch(model: nn.Module, loader: Iterable, ctx: StepContext, epoch: 
         count += 1
         if i % 10 == 0:
             bar.set_postfix(loss=f"{float(out.loss.detach()):.4f}", lr=f"{lr:.2e}")
+    if all_finite is not None and not bool(all_finite):
+        raise FloatingPointError(f"pre-training loss was not finite in epoch {epoch + 1}")
     means = {k: float(all_reduce_mean(v / max(count, 1), ctx.dist)) for k, v in sums.items()}
     means["lr"] = lr
     return means
