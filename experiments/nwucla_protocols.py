@@ -43,7 +43,9 @@ def masksem(args: list[str], log: Path) -> float:
     return time.time() - t0
 
 
-def run_row(name: str, overrides: list[str] | None, seed: int, a: argparse.Namespace, common: list[str]) -> dict:
+def run_row(
+    name: str, overrides: list[str] | None, seed: int, a: argparse.Namespace, common: list[str]
+) -> dict:
     row_dir = Path(a.out) / f"{name}_s{seed}"
     row_dir.mkdir(parents=True, exist_ok=True)
     done = row_dir / "row.json"
@@ -53,23 +55,46 @@ def run_row(name: str, overrides: list[str] | None, seed: int, a: argparse.Names
     seed_args = [f"run.seed={seed}", f"data.path={a.data}", *common]
     pretrained = None
     if overrides is not None:
-        args = ["pretrain", "--config", "nwucla_pretrain", *seed_args, *overrides, *a.extra,
-                f"optim.epochs={a.pretrain_epochs}", f"optim.warmup_epochs={max(1, a.pretrain_epochs // 10)}",
-                f"run.out_dir={row_dir / 'pretrain'}"]
+        args = [
+            "pretrain",
+            "--config",
+            "nwucla_pretrain",
+            *seed_args,
+            *overrides,
+            *a.extra,
+            f"optim.epochs={a.pretrain_epochs}",
+            f"optim.warmup_epochs={max(1, a.pretrain_epochs // 10)}",
+            f"run.out_dir={row_dir / 'pretrain'}",
+        ]
         row["pretrain_s"] = masksem(args, row_dir / "pretrain.log")
         row["commands"].append("masksem " + shlex.join(args))
         pretrained = row_dir / "pretrain" / "last.pt"
         stats = json.loads((row_dir / "pretrain" / "results.json").read_text())["last_epoch_stats"]
         row["mask_stats"] = {k: v for k, v in stats.items() if k.startswith(("cam_", "motion_", "mask_"))}
-    probe = ["linprobe", "--config", "nwucla_linprobe", *seed_args, *a.extra, f"run.out_dir={row_dir / 'linprobe'}",
-             f"run.pretrained={pretrained}" if pretrained else "run.pretrained=null"]
+    probe = [
+        "linprobe",
+        "--config",
+        "nwucla_linprobe",
+        *seed_args,
+        *a.extra,
+        f"run.out_dir={row_dir / 'linprobe'}",
+        f"run.pretrained={pretrained}" if pretrained else "run.pretrained=null",
+    ]
     row["linprobe_s"] = masksem(probe, row_dir / "linprobe.log")
     row["commands"].append("masksem " + shlex.join(probe))
     res = json.loads((row_dir / "linprobe" / "results.json").read_text())
     row["linear_top1"], row["knn_top1"] = res["top1"], res["knn_top1"]
     if a.finetune_epochs > 0 and name in a.finetune:
-        ft = ["finetune", "--config", "nwucla_finetune", *seed_args, *a.extra, f"optim.epochs={a.finetune_epochs}",
-              f"run.out_dir={row_dir / 'finetune'}", f"run.pretrained={pretrained}" if pretrained else "run.pretrained=null"]
+        ft = [
+            "finetune",
+            "--config",
+            "nwucla_finetune",
+            *seed_args,
+            *a.extra,
+            f"optim.epochs={a.finetune_epochs}",
+            f"run.out_dir={row_dir / 'finetune'}",
+            f"run.pretrained={pretrained}" if pretrained else "run.pretrained=null",
+        ]
         row["finetune_s"] = masksem(ft, row_dir / "finetune.log")
         row["commands"].append("masksem " + shlex.join(ft))
         fres = json.loads((row_dir / "finetune" / "results.json").read_text())
@@ -87,15 +112,19 @@ def table(rows: list[dict]) -> str:
         return f"{np.mean(vals):.1f} ± {np.std(vals, ddof=1):.1f}"
 
     names = list(dict.fromkeys(r["name"] for r in rows))
-    lines = ["| encoder | seeds | pre-train wall (s) | linear top-1 | kNN-20 top-1 | fine-tune top-1 (last) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| encoder | seeds | pre-train wall (s) | linear top-1 | kNN-20 top-1 | fine-tune top-1 (last) |",
+        "|---|---|---|---|---|---|",
+    ]
     for n in names:
         rs = [r for r in rows if r["name"] == n]
         pre = [r["pretrain_s"] for r in rs if "pretrain_s" in r]
         label = "random init (floor) / supervised from scratch" if n == "random_init" else n
-        lines.append(f"| {label} | {len(rs)} | {stat(pre) if pre else '–'} | "
-                     f"{stat([r['linear_top1'] for r in rs])} | {stat([r['knn_top1'] for r in rs])} | "
-                     f"{stat([r['finetune_top1'] for r in rs if 'finetune_top1' in r])} |")
+        lines.append(
+            f"| {label} | {len(rs)} | {stat(pre) if pre else '–'} | "
+            f"{stat([r['linear_top1'] for r in rs])} | {stat([r['knn_top1'] for r in rs])} | "
+            f"{stat([r['finetune_top1'] for r in rs if 'finetune_top1' in r])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -107,9 +136,15 @@ def main() -> int:
     p.add_argument("--seeds", nargs="*", type=int, default=[0])
     p.add_argument("--pretrain-epochs", type=int, default=20)
     p.add_argument("--finetune-epochs", type=int, default=20)
-    p.add_argument("--finetune", nargs="*", default=list(VARIANTS),
-                   help="rows that are also fine-tuned (random_init = supervised from scratch)")
-    p.add_argument("--extra", nargs="*", default=[], help="overrides for every run, e.g. data.min_crop_fraction=0.5")
+    p.add_argument(
+        "--finetune",
+        nargs="*",
+        default=list(VARIANTS),
+        help="rows that are also fine-tuned (random_init = supervised from scratch)",
+    )
+    p.add_argument(
+        "--extra", nargs="*", default=[], help="overrides for every run, e.g. data.min_crop_fraction=0.5"
+    )
     a = p.parse_args()
     common = ["run.progress=false"]
     rows = []

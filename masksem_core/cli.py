@@ -39,7 +39,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             module = importlib.import_module(module_name)
         except ImportError as exc:  # optional dependency missing: keep the other commands usable
             p.set_defaults(_import_error=exc)
-            p.add_argument("_rest", nargs=argparse.REMAINDER)  # parse anything; run() reports the import error
+            p.add_argument(
+                "_rest", nargs=argparse.REMAINDER
+            )  # parse anything; run() reports the import error
             continue
         add = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
         add(p)
