@@ -124,7 +124,6 @@ def make_data(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]:
     b = settings.budget
     dataset = generate_dataset(num_per_class=b.per_class, seed=settings.seed)
     npz = write_dataset(paths.data, dataset)
-    _ensure_split_names(npz)
     recording = make_recording(seed=settings.seed + 1, num_actions=b.num_actions)
     paths.recording.mkdir(parents=True, exist_ok=True)
     _fresh(paths.bag)  # a rerun into the same --out: the bag writer refuses to overwrite
@@ -140,19 +139,6 @@ def make_data(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]:
         "bag": str(paths.bag),
         "truth_csv": str(paths.truth_csv),
     }
-
-
-def _ensure_split_names(npz: Path) -> None:
-    """The feeder reads `train.names` / `test.names` from the sidecar; add them when the writer did not."""
-    from masksem_core.data.arrays import atomic_write_bytes, sidecar_path
-
-    side = sidecar_path(npz)
-    meta = read_json(side)
-    if all(isinstance(meta.get(s), dict) and "names" in meta[s] for s in ("train", "test")):
-        return
-    for split in ("train", "test"):
-        meta[split] = {"names": [f"{split}_{i:05d}" for i in range(int(meta[f"num_{split}"]))]}
-    atomic_write_bytes(side, json.dumps(meta, indent=1).encode())
 
 
 def _fresh(folder: Path) -> Path:
