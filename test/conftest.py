@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -27,3 +28,61 @@ def nwucla_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("nwucla")
     assert main(["prepare", "nw-ucla", "--raw", str(raw), "--out", str(out), "--no-progress"]) == 0
     return out / "NW-UCLA.npz"
+
+
+# A CPU-sized model for protocol tests: overrides for any shipped config.
+TINY_MODEL_OVERRIDES = [
+    "model.num_frames=16",
+    "model.dim=32",
+    "model.depth=2",
+    "model.heads=2",
+    "model.decoder_dim=32",
+    "model.decoder_depth=1",
+    "model.decoder_heads=2",
+    "run.progress=false",
+    "run.device=cpu",
+    "data.min_crop_fraction=0.5",
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tiny models run many times faster on one thread than on two cores shared with other jobs
+    (OpenMP synchronisation dominates); tests use tiny models only."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_tiny_bundle(
+    out: Path,
+    labels: list[str],
+    layout: str = "kinect_v1_20",
+    head: str = "linear",
+    fps: float = 30.0,
+    seed: int = 0,
+    **model: object,
+) -> Path:
+    """An untrained small classifier saved as a bundle: for mechanics tests, not accuracy."""
+    from masksem_core.layouts import get_layout
+    from masksem_core.model import ActionClassifier, ModelConfig
+    from masksem_core.runtime.bundle import save_bundle
+
+    lay = get_layout(layout)
+    cfg = dict(
+        num_frames=16,
+        num_joints=lay.num_joints,
+        num_persons=1,
+        dim=32,
+        depth=1,
+        heads=2,
+        decoder_dim=32,
+        decoder_depth=1,
+        decoder_heads=2,
+        layout=layout,
+    )
+    cfg.update(model)
+    torch.manual_seed(seed)
+    classifier = ActionClassifier(ModelConfig(**cfg), len(labels), head).eval()
+    return save_bundle(out, classifier, labels, layout, fps=fps)

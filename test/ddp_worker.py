@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import torch
+from conftest import TINY_MODEL_OVERRIDES  # this script's folder is on sys.path
 
 from masksem_core.model import MaskSemPretrainer
 from masksem_core.train.cli import load_experiment
@@ -26,26 +27,15 @@ def digest(tensors) -> str:
 
 
 def main(npz: str, out: str) -> None:
-    cfg = load_experiment(
-        "nwucla_pretrain",
-        [
-            f"data.path={npz}",
-            "model.num_frames=16",
-            "model.dim=32",
-            "model.depth=2",
-            "model.heads=2",
-            "model.decoder_dim=32",
-            "model.decoder_depth=1",
-            "model.decoder_heads=2",
-            "optim.batch_size=16",
-            "optim.epochs=1",
-            "optim.warmup_epochs=0",
-            "run.max_steps_per_epoch=1",
-            "run.progress=false",
-            "run.device=cpu",
-            "data.min_crop_fraction=0.5",
-        ],
-    )
+    overrides = [
+        f"data.path={npz}",
+        *TINY_MODEL_OVERRIDES,
+        "optim.batch_size=16",
+        "optim.epochs=1",
+        "optim.warmup_epochs=0",
+        "run.max_steps_per_epoch=1",
+    ]
+    cfg = load_experiment("nwucla_pretrain", overrides)
     device = torch.device("cpu")
     info = init_distributed(device)
     torch.manual_seed(0)  # same initial weights on every rank; DDP also broadcasts rank 0's

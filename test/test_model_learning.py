@@ -21,15 +21,6 @@ T, CLIPS, BATCH, STEPS, WINDOW = 32, 256, 16, 300, 20
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A model this small runs ~20x faster on one thread than on two contended ones (OpenMP sync)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def clips() -> torch.Tensor:
     """(CLIPS, 3, T, 20, 1): every k-th training-view clip, centred, centre-cropped and resized to T."""

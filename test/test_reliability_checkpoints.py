@@ -17,20 +17,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_MODEL_OVERRIDES
 
 from masksem_core.train.checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
 
 TINY = [
-    "model.num_frames=16",
-    "model.dim=32",
-    "model.depth=2",
-    "model.heads=2",
-    "model.decoder_dim=32",
-    "model.decoder_depth=1",
-    "model.decoder_heads=2",
-    "run.progress=false",
-    "run.device=cpu",
-    "data.min_crop_fraction=0.5",
+    *TINY_MODEL_OVERRIDES,
     "optim.epochs=3",
     "optim.warmup_epochs=1",
     "run.max_steps_per_epoch=2",

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import make_tiny_bundle
 
 from masksem_core.cli import main
 from masksem_core.replay import engine, ground_truth, metrics
@@ -83,26 +84,7 @@ def _label_topic(events):
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    import torch
-
-    from masksem_core.model.classifier import ActionClassifier
-    from masksem_core.model.config import ModelConfig
-    from masksem_core.runtime.bundle import save_bundle
-
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        num_frames=16,
-        num_joints=20,
-        num_persons=1,
-        dim=32,
-        depth=1,
-        heads=4,
-        decoder_dim=32,
-        decoder_heads=4,
-        layout="kinect_v1_20",
-    )
-    model = ActionClassifier(cfg, len(LABELS)).eval()
-    return save_bundle(tmp_path_factory.mktemp("bundle"), model, LABELS, "kinect_v1_20", fps=FPS)
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundle"), LABELS, fps=FPS, heads=4)
 
 
 def _replay(bag: Path, bundle: Path, out: Path, *extra: str) -> tuple[int, dict]:

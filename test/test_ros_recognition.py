@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_tiny_bundle
 
 from masksem_ros.diagnostics import ERROR, OK, STALE, WARN, LatencyStats, RateMeter, recognizer_status
 from masksem_ros.messages import (
@@ -28,26 +29,7 @@ LABELS = ["pick_up", "walk", "wave"]
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    torch = pytest.importorskip("torch")
-    from masksem_core.model.classifier import ActionClassifier
-    from masksem_core.model.config import ModelConfig
-    from masksem_core.runtime.bundle import save_bundle
-
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        num_frames=16,
-        num_joints=20,
-        num_persons=1,
-        dim=32,
-        depth=1,
-        heads=2,
-        decoder_dim=32,
-        decoder_depth=1,
-        decoder_heads=2,
-        layout="kinect_v1_20",
-    )
-    model = ActionClassifier(cfg, num_classes=len(LABELS)).eval()
-    return save_bundle(tmp_path_factory.mktemp("bundle") / "tiny", model, LABELS, "kinect_v1_20", fps=30.0)
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", LABELS, fps=30.0, heads=2)
 
 
 def _clip(stem: str) -> np.ndarray:

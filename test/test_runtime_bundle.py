@@ -13,15 +13,6 @@ from masksem_core.model import ActionClassifier, ModelConfig
 from masksem_core.runtime.bundle import BundleError, load_bundle, save_bundle
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model() -> ActionClassifier:
     torch.manual_seed(0)

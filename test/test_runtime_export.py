@@ -21,15 +21,6 @@ CFG = dict(num_frames=32, dim=64, depth=2, heads=4)
 LABELS = [f"A{i:03d}" for i in range(1, 8)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models on a shared 2-core machine: one thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_model(head: str) -> ActionClassifier:
     torch.manual_seed(0)
     model = ActionClassifier(ModelConfig(**CFG), len(LABELS), head)

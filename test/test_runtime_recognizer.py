@@ -25,15 +25,6 @@ FPS, WINDOW, K = 30.0, 24, 6
 LABELS = [f"action{i}" for i in range(K)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     torch.manual_seed(0)

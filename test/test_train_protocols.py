@@ -7,22 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_MODEL_OVERRIDES
 
 from masksem_core.cli import main
 from masksem_core.train.checkpoint import load_checkpoint, load_classifier
 
-TINY = [
-    "model.num_frames=16",
-    "model.dim=32",
-    "model.depth=2",
-    "model.heads=2",
-    "model.decoder_dim=32",
-    "model.decoder_depth=1",
-    "model.decoder_heads=2",
-    "run.progress=false",
-    "run.device=cpu",
-    "data.min_crop_fraction=0.5",
-]
+TINY = TINY_MODEL_OVERRIDES
 
 
 def _run(*args: str) -> None:
