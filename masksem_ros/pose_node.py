@@ -17,6 +17,7 @@ from masksem_core.layouts import MEDIAPIPE33
 from masksem_ros.messages import make_header, numpy_to_skeleton, stamp_to_sec
 from masksem_ros.pose import (
     PoseEstimator,
+    PoseUnavailable,
     bone_segments,
     image_to_rgb,
     intrinsics_from_fov,
@@ -146,27 +147,9 @@ class PoseNode(Node):  # type: ignore[misc]
 
 
 def main(args: list[str] | None = None) -> int:
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
-    from rclpy.logging import get_logger
+    from masksem_ros.ros_kit import spin
 
-    from masksem_ros.pose import PoseUnavailable
-
-    rclpy.init(args=args)
-    try:
-        node = PoseNode()
-    except PoseUnavailable as exc:
-        get_logger("masksem_pose").fatal(str(exc))
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin(PoseNode, args, start_errors=(PoseUnavailable,))
 
 
 if __name__ == "__main__":

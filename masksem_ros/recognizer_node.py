@@ -111,19 +111,9 @@ class RecognizerNode(Node):  # type: ignore[misc]
 
 
 def main(args: list[str] | None = None) -> int:
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
+    from masksem_ros.ros_kit import spin
 
-    rclpy.init(args=args)
-    node = RecognizerNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin(RecognizerNode, args)
 
 
 if __name__ == "__main__":

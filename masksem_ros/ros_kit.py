@@ -6,6 +6,7 @@ Imported only by the node modules (it needs a ROS 2 installation); all logic liv
 from __future__ import annotations
 
 import array
+from collections.abc import Callable
 from typing import Any
 
 from masksem_ros.diagnostics import StatusReport
@@ -97,3 +98,30 @@ def diagnostic_array(node: Any, name: str, hardware_id: str, report: StatusRepor
     out = DiagnosticArray(status=[status])
     out.header.stamp = node.get_clock().now().to_msg()
     return out
+
+
+def spin(
+    make_node: Callable[[], Any],
+    args: list[str] | None = None,
+    start_errors: tuple[type[BaseException], ...] = (),
+) -> int:
+    """rclpy.init, build the node, spin until Ctrl-C or shutdown, clean up; 1 if the node cannot start."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+    from rclpy.logging import get_logger
+
+    rclpy.init(args=args)
+    try:
+        node = make_node()
+    except start_errors as exc:
+        get_logger("masksem").fatal(str(exc))
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
