@@ -130,7 +130,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", default="data/nw-ucla/NW-UCLA.npz")
     p.add_argument("--out", default="runs/nwucla_table")
     p.add_argument("--variants", nargs="*", default=list(VARIANTS))
     p.add_argument("--seeds", nargs="*", type=int, default=[0])
@@ -145,7 +145,17 @@ def main() -> int:
     p.add_argument(
         "--extra", nargs="*", default=[], help="overrides for every run, e.g. data.min_crop_fraction=0.5"
     )
+    p.add_argument(
+        "--collect",
+        nargs="*",
+        metavar="DIR",
+        help="only print the table of every finished row under these output folders",
+    )
     a = p.parse_args()
+    if a.collect:
+        rows = [json.loads(f.read_text()) for d in a.collect for f in sorted(Path(d).glob("*/row.json"))]
+        print(table(sorted(rows, key=lambda r: (list(VARIANTS).index(r["name"]), r["seed"]))), end="")
+        return 0
     common = ["run.progress=false"]
     rows = []
     for seed in a.seeds:
