@@ -7,7 +7,7 @@ torch is deliberately unpinned here: install the build you want first (README: C
 import shutil
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 from setuptools.command.build_py import build_py
 
 
@@ -27,7 +27,7 @@ setup(
     version="0.1.0",
     description="MaskSem: self-supervised skeleton action recognition for collaborative robots",
     python_requires=">=3.10",
-    packages=find_packages(include=["masksem_core", "masksem_core.*", "masksem_ros", "masksem_ros.*"]),
+    packages=find_namespace_packages(include=["masksem_core", "masksem_core.*", "masksem_ros", "masksem_ros.*"]),
     package_data={
         "masksem_core": ["configs/*.yaml", "resources/*", "resources/**/*"],
     },
