@@ -27,7 +27,9 @@ setup(
     version="0.1.0",
     description="MaskSem: self-supervised skeleton action recognition for collaborative robots",
     python_requires=">=3.10",
-    packages=find_namespace_packages(include=["masksem_core", "masksem_core.*", "masksem_ros", "masksem_ros.*"]),
+    packages=find_namespace_packages(
+        include=["masksem_core", "masksem_core.*", "masksem_ros", "masksem_ros.*"]
+    ),
     package_data={
         "masksem_core": ["configs/*.yaml", "resources/*", "resources/**/*"],
     },
