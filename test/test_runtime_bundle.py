@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -116,3 +117,21 @@ def test_rewriting_a_bundle_leaves_no_temp_files(tmp_path, model):
     save_bundle(path, model, LABELS, "ntu25", fps=25.0)
     assert sorted(p.name for p in path.iterdir()) == ["bundle.yaml", "weights.safetensors"]
     assert load_bundle(path).fps == 25.0
+
+
+def test_an_archive_member_that_inflates_too_far_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decompression bomb is cut off at the bound, not read into memory."""
+    import zipfile
+
+    import masksem_core.runtime.bundle as bundle_module
+
+    monkeypatch.setattr(bundle_module, "MAX_MEMBER_BYTES", 1 << 20)
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bundle/bundle.yaml", "labels: []\n")
+        zf.writestr("bundle/weights.safetensors", b"\0" * (8 << 20))  # 8 MiB of zeros, a few KiB zipped
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(BundleError, match="inflates past 1 MiB"):
+        bundle_module.read_bundle_files(bomb)

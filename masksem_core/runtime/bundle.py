@@ -176,6 +176,17 @@ def is_archive(path: str | Path) -> bool:
     return Path(path).name.endswith(ARCHIVE_SUFFIXES)
 
 
+MAX_MEMBER_BYTES = 2 << 30  # 2 GiB: far above any bundle; bounds what a hostile archive can inflate to
+
+
+def _read_bounded(f: Any, name: str, path: Path) -> bytes:
+    """Read at most MAX_MEMBER_BYTES (headers can lie about sizes; the read itself is bounded)."""
+    data = f.read(MAX_MEMBER_BYTES + 1)
+    if len(data) > MAX_MEMBER_BYTES:
+        raise BundleError(f"bundle {path}: member {name} inflates past {MAX_MEMBER_BYTES >> 20} MiB; refused")
+    return data
+
+
 def read_bundle_files(
     path: str | Path, names: tuple[str, ...] = (META_FILE, WEIGHTS_FILE)
 ) -> dict[str, bytes]:
@@ -193,14 +204,15 @@ def read_bundle_files(
             with zipfile.ZipFile(path) as zf:
                 for member in zf.namelist():
                     if Path(member).name in names:
-                        out[Path(member).name] = zf.read(member)
+                        with zf.open(member) as f:
+                            out[Path(member).name] = _read_bounded(f, member, path)
         elif is_archive(path):
             with tarfile.open(path) as tf:
                 for member in tf.getmembers():
                     if member.isfile() and Path(member.name).name in names:
                         f = tf.extractfile(member)
                         if f is not None:
-                            out[Path(member.name).name] = f.read()
+                            out[Path(member.name).name] = _read_bounded(f, member.name, path)
         else:
             raise BundleError(f"{path}: a bundle is a directory or one of {', '.join(ARCHIVE_SUFFIXES)}")
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
