@@ -28,7 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The full parser; only `command`'s module is imported (all of them when None)."""
-    parser = argparse.ArgumentParser(prog="masksem", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="masksem",
+        description="MaskSem: self-supervised skeleton action recognition for collaborative robots.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
