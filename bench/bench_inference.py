@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +28,9 @@ from masksem_core.layouts import NTU25
 from masksem_core.model import ActionClassifier, ModelConfig
 from masksem_core.runtime.bundle import Bundle
 from masksem_core.runtime.recognizer import RecognizerSettings, StreamingRecognizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import timed
 
 NTU_SIZE = dict(num_frames=120, num_joints=25, num_persons=2, dim=256, depth=8, heads=8)
 
@@ -53,22 +57,6 @@ def one_person_windows(n: int, rng: np.random.Generator) -> np.ndarray:
         base = rng.normal(0, 0.3, size=(1, 25, 3)) + [0, 0, 3]
         w[i, 0] = base + 0.1 * np.sin(2 * np.pi * rng.uniform(0.3, 1.5) * t + rng.uniform(0, 6, (1, 25, 3)))
     return w
-
-
-def timed(fn, iters: int, warmup: int, sync) -> tuple[np.ndarray, np.ndarray]:
-    """Wall-clock and process CPU milliseconds per call. On a shared machine the CPU time of a
-    single-threaded run approximates the wall time the call would take on an idle core."""
-    for _ in range(warmup):
-        fn()
-    sync()
-    wall, cpu = [], []
-    for _ in range(iters):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        sync()
-        wall.append((time.perf_counter() - t0) * 1e3)
-        cpu.append((time.process_time() - c0) * 1e3)
-    return np.asarray(wall), np.asarray(cpu)
 
 
 def bench_device(

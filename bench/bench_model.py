@@ -20,15 +20,17 @@ import contextlib
 import json
 import os
 import platform
+import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from masksem_core.model import ActionClassifier, MaskingConfig, MaskSemPretrainer, ModelConfig, TargetConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import timed
 
 STRATEGIES = ("random", "motion", "semantic")
 
@@ -54,21 +56,6 @@ def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     return torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=dtype)
-
-
-def timed(fn: Callable[[], None], iters: int, warmup: int, sync: Callable[[], None]) -> tuple[list, list]:
-    """Wall and process-CPU milliseconds per call, after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    sync()
-    wall, cpu = [], []
-    for _ in range(iters):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        sync()
-        wall.append((time.perf_counter() - t0) * 1e3)
-        cpu.append((time.process_time() - c0) * 1e3)
-    return wall, cpu
 
 
 def bench_pretrain(
