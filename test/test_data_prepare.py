@@ -127,6 +127,8 @@ def test_ctrl_c_leaves_no_partial_output(tmp_path):
         ],
         stderr=subprocess.PIPE,
         text=True,
+        # a runner that starts us in the background has SIGINT ignored, which the child would inherit
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 20
     while not any(out.glob(".clips.*")) and time.time() < deadline:  # wait until it is mid-run
