@@ -77,5 +77,8 @@ def all_gather_cat(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 
 def cleanup(info: DistInfo) -> None:
+    """Tear the process group down together: a rank that leaves while another still talks to it
+    aborts the other one inside gloo ("terminate called without an active exception")."""
     if info.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
