@@ -13,11 +13,9 @@ CUDA is measured too whenever it is available. Results are printed and written a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from masksem_core.layouts import NTU25
 from masksem_core.model import ActionClassifier, ModelConfig
 from masksem_core.runtime.bundle import Bundle
 from masksem_core.runtime.recognizer import RecognizerSettings, StreamingRecognizer
+from masksem_core.train.results import write_json  # atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import timed
@@ -104,14 +103,6 @@ def bench_push(bundle: Bundle, frames: int = 3000) -> dict:
     return {"push_us_per_frame_mediapipe33": (time.perf_counter() - t0) / frames * 1e6}
 
 
-def atomic_write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=30)
@@ -163,7 +154,7 @@ def main() -> int:
     push = bench_push(bundle)
     print(f"push(): {push['push_us_per_frame_mediapipe33']:.0f} us per MediaPipe frame")
     env["load_avg_at_end"] = os.getloadavg()
-    atomic_write_json(args.out, {"env": env, "results": rows, **push})
+    write_json(args.out, {"env": env, "results": rows, **push})
     print(f"wrote {args.out}")
     return 0
 

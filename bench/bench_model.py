@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from masksem_core.model import ActionClassifier, MaskingConfig, MaskSemPretrainer, ModelConfig, TargetConfig
+from masksem_core.train.results import write_json  # atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import timed
@@ -123,14 +122,6 @@ def bench_latency(device: str, precision: str, iters: int, warmup: int) -> dict:
     }
 
 
-def atomic_write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -186,7 +177,7 @@ def main() -> int:
                     flush=True,
                 )
     env["load_avg_at_end"] = os.getloadavg()
-    atomic_write_json(args.out, {"env": env, "results": rows})
+    write_json(args.out, {"env": env, "results": rows})
     print(f"wrote {args.out}")
     return 0
 

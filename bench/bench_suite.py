@@ -33,6 +33,7 @@ from flops import inference_flops, pretrain_step_flops
 from naive_reference import NaiveEncoder, NaivePretrainer
 
 from masksem_core.model import ActionClassifier, MaskingConfig, MaskSemPretrainer, ModelConfig, TargetConfig
+from masksem_core.train.results import write_json  # atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -438,14 +439,6 @@ def print_table(result: dict, previous: dict | None) -> None:
             line(k.replace("_", " "), v, "/s", ["data", k])
 
 
-def atomic_write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sections", default="pretrain,inference,recognizer,data")
@@ -520,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = json.loads(args.compare.read_text()) if args.compare else None
     print_table(result, previous)
     out = args.out or RESULTS / f"suite_{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.json"
-    atomic_write_json(out, result)
+    write_json(out, result)
     print(f"wrote {out}")
     return 0
 

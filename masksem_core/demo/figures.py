@@ -302,25 +302,13 @@ def plot_timeline(path: str | Path, frames: Any, labels: list[str], title: str) 
 
 
 def plot_latency(path: str | Path, latencies_ms: np.ndarray, window_s: float) -> Path:
-    """Histogram of the recogniser's time per window, p50/p99 marked, against the window length."""
-    from matplotlib.figure import Figure
+    """The replay's latency histogram, titled with the window length."""
+    from masksem_core.replay.report import plot_latency as replay_latency
 
-    lat = np.asarray(latencies_ms, dtype=np.float64)
-    lat = lat[np.isfinite(lat)]
-    fig = Figure(figsize=(7, 3.8), layout="constrained")
-    ax = fig.add_subplot()
-    if lat.size:
-        ax.hist(lat, bins=min(40, max(5, lat.size // 3)), color="C0", alpha=0.85)
-        for q, style in ((50, "--"), (99, ":")):
-            v = float(np.percentile(lat, q))
-            ax.axvline(v, color="k", linestyle=style, label=f"p{q} {v:.1f} ms")
-        ax.legend()
-    else:
-        ax.text(0.5, 0.5, "no recognitions", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel("latency per recognition [ms] (window due -> result, this machine)")
-    ax.set_ylabel("recognitions")
-    ax.set_title(f"streaming recogniser latency ({lat.size} windows of {window_s:.1f} s)")
-    return save_figure(fig, path)
+    count = int(np.isfinite(np.asarray(latencies_ms, dtype=np.float64)).sum())
+    return replay_latency(
+        path, latencies_ms, f"streaming recogniser latency ({count} windows of {window_s:.1f} s)"
+    )
 
 
 # ------------------------------------------------------------------------------------------ report

@@ -110,6 +110,7 @@ def _savefig_atomic(fig: Any, path: Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=100)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for sharing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -153,7 +154,7 @@ def plot_timeline(path: str | Path, frames: FrameLabels, t0: float = 0.0) -> Pat
     return _savefig_atomic(fig, Path(path))
 
 
-def plot_latency(path: str | Path, latencies_ms: np.ndarray) -> Path:
+def plot_latency(path: str | Path, latencies_ms: np.ndarray, title: str | None = None) -> Path:
     """Histogram of per-recognition latency with p50/p99 marked."""
     from matplotlib.figure import Figure
 
@@ -171,4 +172,6 @@ def plot_latency(path: str | Path, latencies_ms: np.ndarray) -> Path:
         ax.text(0.5, 0.5, "no recognitions", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("latency [ms]")
     ax.set_ylabel("recognitions")
+    if title:
+        ax.set_title(title)
     return _savefig_atomic(fig, Path(path))
