@@ -146,7 +146,13 @@ def open_npz_member(path: str | os.PathLike, key: str, mmap: bool = True) -> np.
         name_len, extra_len = struct.unpack("<HH", local[26:30])
         fh.seek(info.header_offset + 30 + name_len + extra_len)
         version = np.lib.format.read_magic(fh)
-        shape, fortran, dtype = np.lib.format._read_array_header(fh, version)
+        read_header = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }.get(version)
+        if read_header is None:
+            raise ValueError(f"{path}: member {key!r} has unsupported .npy format version {version}")
+        shape, fortran, dtype = read_header(fh)
         offset = fh.tell()
     if dtype.hasobject:
         raise ValueError(f"{path}: member {key!r} holds Python objects; refusing to load")
