@@ -114,7 +114,7 @@ def main() -> int:
         "--no-onnxruntime",
         dest="onnxruntime",
         action="store_false",
-        help="skip the ONNX Runtime backend (measured by default on the CPU)",
+        help="skip the ONNX Runtime backend (fp32 and int8, measured by default on the CPU)",
     )
     ap.add_argument("--out", type=Path, default=Path("bench/results/inference.json"))
     args = ap.parse_args()
@@ -138,7 +138,7 @@ def main() -> int:
         for p in args.precisions.split(",") + (["fp16"] if d == "cuda" else [])
     ]
     if args.onnxruntime:
-        runs.append(("cpu", "onnxruntime", "fp32"))
+        runs += [("cpu", "onnxruntime", "fp32"), ("cpu", "onnxruntime", "int8")]
     rows = []
     for device, backend, precision in runs:
         row = bench_device(bundle, device, precision, args.iters, args.warmup, backend, args.threads or 0)

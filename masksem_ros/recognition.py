@@ -93,7 +93,8 @@ class RecognitionPipeline:
         if settings is not None:
             import dataclasses
 
-            settings = dataclasses.replace(settings, device="cpu", precision="fp32")
+            cpu_precision = settings.precision if settings.backend == "onnxruntime" else "fp32"
+            settings = dataclasses.replace(settings, device="cpu", precision=cpu_precision)
         return settings
 
     @property

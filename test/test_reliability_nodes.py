@@ -74,6 +74,20 @@ def test_cuda_requested_on_a_cpu_machine_falls_back_to_cpu_with_a_warning(bundle
     assert int(pipe.recognizer.stats["windows"]) > 0
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_fallback_keeps_the_onnxruntime_int8_choice(bundle: Path) -> None:
+    """A CPU robot configured for a GPU with backend onnxruntime + int8 still gets the fast CPU path."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime (the 'export' extra) is not installed")
+    settings = make_settings(device="cuda", backend="onnxruntime", precision="int8", num_threads=1)
+    pipe = RecognitionPipeline(str(bundle), settings, device="cuda")
+    assert pipe.error is None and pipe.recognizer is not None
+    assert (pipe.recognizer.settings.device, pipe.recognizer.settings.precision) == ("cpu", "int8")
+    rng = np.random.default_rng(0)
+    for k in range(40):
+        pipe.on_frame(k / 30, k / 30, {"1": (_pose(rng), None)}, "kinect_v1_20")
+    assert int(pipe.recognizer.stats["windows"]) > 0
+
+
 def test_silent_input_goes_stale_and_tracks_expire(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import masksem_ros.recognition as recognition
 

@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from masksem_core.cli import main as masksem
+from masksem_core.config import ConfigError
 from masksem_core.model import ActionClassifier, ModelConfig
 from masksem_core.runtime.bundle import load_bundle, read_bundle_files
 from masksem_core.runtime.export import ExportableClassifier, fold_linear_probe, onnx_bytes, onnx_max_abs_diff
@@ -217,3 +218,59 @@ def test_recognizer_on_onnxruntime_gives_the_torch_answers(tmp_path):
         for a, b in zip(got, want):
             assert a.topk_labels == b.topk_labels
             np.testing.assert_allclose(a.topk_scores, b.topk_scores, atol=1e-5)
+
+
+def test_int8_export_quantises_the_matmuls_and_the_recogniser_agrees_with_torch(tmp_path, capsys):
+    """--format onnx-int8 ships model.onnx + model.int8.onnx; precision="int8" runs the quantised one (from
+    the artifact, or quantised at start-up from a plain bundle) and stays close to the fp32 answers."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime (the 'export' extra) is not installed")
+    import onnx
+
+    from masksem_core.runtime.recognizer import RecognizerSettings, StreamingRecognizer
+
+    model = make_model("finetune")
+    ckpt = write_checkpoint(tmp_path / "c.pt", model)
+    out = tmp_path / "q"
+    assert masksem(["export", "--checkpoint", str(ckpt), "--out", str(out), "--format", "onnx-int8"]) == 0
+    printed = capsys.readouterr().out
+    assert "int8 ONNX Runtime vs PyTorch" in printed and "same top-1 on" in printed
+    meta = yaml.safe_load((out / "bundle.yaml").read_text())
+    assert meta["artifacts"] == {"onnx": "model.onnx", "onnx_int8": "model.int8.onnx"}
+    ops = [n.op_type for n in onnx.load(str(out / "model.int8.onnx")).graph.node]
+    fp32_ops = [n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node]
+    assert ops.count("MatMulInteger") >= 4 * CFG["depth"] and "MatMulInteger" not in fp32_ops
+    assert masksem(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "b")]) == 0
+
+    rng = np.random.default_rng(0)
+    people = {p: rng.normal(0, 0.3, size=(25, 3)).astype(np.float32) + [p, 0, 3] for p in range(3)}
+
+    def run(path, backend, precision):
+        settings = RecognizerSettings(
+            backend=backend, precision=precision, top_k=len(LABELS), stride_frames=8, num_threads=1
+        )
+        rec, res = StreamingRecognizer(load_bundle(path), settings), []
+        for k in range(48):
+            for p, base in people.items():
+                rec.push(p, k / 30, base + 0.05 * np.sin(k / 5 + p))
+            res += rec.poll()
+        return res
+
+    def scores(res):
+        return np.array([[dict(zip(r.topk_labels, r.topk_scores))[c] for c in LABELS] for r in res])
+
+    want = scores(run(out, "torch", "fp32"))
+    from_artifact = scores(run(out, "onnxruntime", "int8"))
+    at_start_up = scores(run(tmp_path / "b", "onnxruntime", "int8"))
+    assert want.shape == (9, len(LABELS))
+    np.testing.assert_allclose(from_artifact, at_start_up, atol=1e-6)  # the same quantiser, deterministic
+    assert 0 < np.abs(from_artifact - want).max() < 0.02  # quantised (not fp32), and close to it
+
+
+def test_int8_needs_the_onnxruntime_backend():
+    from masksem_core.runtime.recognizer import RecognizerSettings
+
+    with pytest.raises(ConfigError, match="int8.*onnxruntime"):
+        RecognizerSettings(precision="int8").validate()
+    with pytest.raises(ConfigError, match="onnxruntime backend runs fp32 or int8"):
+        RecognizerSettings(backend="onnxruntime", precision="bf16").validate()
+    RecognizerSettings(backend="onnxruntime", precision="int8").validate()

@@ -23,6 +23,7 @@ from masksem_core.model.config import ModelConfig
 from masksem_core.runtime.bundle import Bundle, BundleError, bundle_files, write_bundle
 
 ONNX_FILE = "model.onnx"
+ONNX_INT8_FILE = "model.int8.onnx"
 TORCHSCRIPT_FILE = "model.torchscript.pt"
 
 
@@ -142,15 +143,29 @@ def torchscript_bytes(model: ActionClassifier) -> bytes:
     return buf.getvalue()
 
 
-def onnx_max_abs_diff(model: ActionClassifier, onnx_model: bytes, x: torch.Tensor) -> float:
-    """Max |ONNX Runtime - PyTorch| of the logits on `x` (the export's parity check)."""
+def onnx_and_torch_logits(
+    model: ActionClassifier, onnx_model: bytes, x: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """The logits of `x` from ONNX Runtime and from PyTorch, side by side."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
     got = session.run(None, {"clips": x.numpy().astype(np.float32)})[0]
     with torch.inference_mode():
         want = model(x).numpy()
+    return got, want
+
+
+def onnx_max_abs_diff(model: ActionClassifier, onnx_model: bytes, x: torch.Tensor) -> float:
+    """Max |ONNX Runtime - PyTorch| of the logits on `x` (the export's parity check)."""
+    got, want = onnx_and_torch_logits(model, onnx_model, x)
     return float(np.abs(got - want).max())
+
+
+def onnx_top1_agreement(model: ActionClassifier, onnx_model: bytes, x: torch.Tensor) -> float:
+    """Fraction of clips of `x` on which ONNX Runtime and PyTorch pick the same class."""
+    got, want = onnx_and_torch_logits(model, onnx_model, x)
+    return float((got.argmax(1) == want.argmax(1)).mean())
 
 
 def export(
@@ -162,7 +177,8 @@ def export(
     window_frames: int | None = None,
     opset: int = 17,
 ) -> Path:
-    """Write a bundle directory or archive at `out`; `fmt` torchscript/onnx adds that model file to it."""
+    """Write a bundle directory or archive at `out`; `fmt` torchscript/onnx adds that model file to it
+    (onnx-int8: the fp32 ONNX model and its int8 dynamically quantised copy)."""
     data = meta.get("data") or {}
     fps = fps or data.get("fps")
     if not fps:
@@ -177,14 +193,19 @@ def export(
     source = {k: meta[k] for k in ("epoch", "metrics") if k in meta} or meta.get("source") or {}
     extra: dict[str, Any] = {"source": source}
     artifacts: dict[str, bytes] = {}
-    if fmt == "onnx":
+    if fmt in ("onnx", "onnx-int8"):
         artifacts[ONNX_FILE] = onnx_bytes(model, opset)
+    if fmt == "onnx-int8":
+        from masksem_core.runtime.onnx_backend import quantize_int8
+
+        artifacts[ONNX_INT8_FILE] = quantize_int8(artifacts[ONNX_FILE])
     elif fmt == "torchscript":
         artifacts[TORCHSCRIPT_FILE] = torchscript_bytes(model)
-    elif fmt != "bundle":
-        raise BundleError(f"unknown export format {fmt!r}; use bundle, torchscript or onnx")
+    elif fmt not in ("bundle", "onnx"):
+        raise BundleError(f"unknown export format {fmt!r}; use bundle, torchscript, onnx or onnx-int8")
+    keys = {ONNX_FILE: "onnx", ONNX_INT8_FILE: "onnx_int8", TORCHSCRIPT_FILE: "torchscript"}
     if artifacts:
-        extra["artifacts"] = {fmt: next(iter(artifacts))}
+        extra["artifacts"] = {keys[name]: name for name in artifacts}
     files = bundle_files(model, list(meta["labels"]), meta["layout"], float(fps), window_frames, norm, extra)
     files.update(artifacts)
     return write_bundle(out, files)

@@ -13,12 +13,14 @@ import sys
 from masksem_core.runtime.bundle import BundleError, load_bundle, read_bundle_files
 from masksem_core.runtime.export import (
     ONNX_FILE,
+    ONNX_INT8_FILE,
     TORCHSCRIPT_FILE,
     bundle_model,
     example_input,
     export,
     load_classifier_checkpoint,
     onnx_max_abs_diff,
+    onnx_top1_agreement,
 )
 
 PARITY_TOLERANCE = 1e-4
@@ -29,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--checkpoint", help="classifier checkpoint written by training (weights_only loadable)")
     src.add_argument("--bundle", help="an existing bundle to re-export in another format")
     parser.add_argument("--out", required=True, help="output bundle directory, or .tar/.tar.gz/.tgz/.zip")
-    parser.add_argument("--format", choices=("bundle", "torchscript", "onnx"), default="bundle")
+    parser.add_argument("--format", choices=("bundle", "torchscript", "onnx", "onnx-int8"), default="bundle")
     parser.add_argument(
         "--fps",
         type=float,
@@ -56,11 +58,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"masksem export: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {args.format} bundle {out} ({model.num_classes} classes, layout {meta['layout']})")
-    if args.format == "onnx":
-        onnx_model = read_bundle_files(out, (ONNX_FILE,)).get(ONNX_FILE, b"")
-        diff = onnx_max_abs_diff(model, onnx_model, example_input(model, batch=3, seed=1))
+    if args.format in ("onnx", "onnx-int8"):
+        files = read_bundle_files(out, (ONNX_FILE, ONNX_INT8_FILE))
+        diff = onnx_max_abs_diff(model, files.get(ONNX_FILE, b""), example_input(model, batch=3, seed=1))
         ok = diff < PARITY_TOLERANCE
         print(f"ONNX Runtime vs PyTorch: max |logit difference| = {diff:.2e} ({'ok' if ok else 'FAILED'})")
+        if args.format == "onnx-int8":
+            x = example_input(model, batch=32, seed=2)
+            diff8 = onnx_max_abs_diff(model, files.get(ONNX_INT8_FILE, b""), x)
+            agree = onnx_top1_agreement(model, files.get(ONNX_INT8_FILE, b""), x)
+            print(
+                f"int8 ONNX Runtime vs PyTorch on 32 random clips: max |logit difference| = {diff8:.2e}, "
+                f"same top-1 on {agree:.0%} (check the accuracy on your test split before deploying)"
+            )
         return 0 if ok else 1
     if args.format == "torchscript":
         print(f"TorchScript model: {TORCHSCRIPT_FILE} (torch.jit.load)")

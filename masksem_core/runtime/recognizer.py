@@ -55,10 +55,10 @@ class RecognizerSettings:
     partner_max_distance_m: float = 1.5
     max_batch: int = 16
     device: str = "cpu"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "int8"] = "fp32"  # int8: onnxruntime, dynamic quantisation
     unknown_label: str = "unknown"
     num_threads: int = 0  # CPU threads (torch: for the whole process); 0 leaves the library default
-    backend: Literal["torch", "onnxruntime"] = "torch"  # onnxruntime: fp32 only, ~2x less CPU time here
+    backend: Literal["torch", "onnxruntime"] = "torch"  # onnxruntime: fp32 or int8, 2-3.5x faster on a CPU
 
     def validate(self) -> None:
         for name in ("stride_frames", "top_k", "max_persons", "max_batch", "smoothing_window"):
@@ -69,8 +69,10 @@ class RecognizerSettings:
                 raise ConfigError(f"recognizer.{name} must be > 0, got {getattr(self, name)}")
         if not 0.0 < self.smoothing_alpha <= 1.0:
             raise ConfigError(f"recognizer.smoothing_alpha must be in (0, 1], got {self.smoothing_alpha}")
-        if self.precision not in DTYPES:
-            raise ConfigError(f"recognizer.precision must be one of {list(DTYPES)}, got {self.precision!r}")
+        if self.precision not in (*DTYPES, "int8"):
+            raise ConfigError(
+                f"recognizer.precision must be one of {[*DTYPES, 'int8']}, got {self.precision!r}"
+            )
         if self.smoothing not in ("none", "ema", "majority"):
             raise ConfigError(f"recognizer.smoothing must be none, ema or majority, got {self.smoothing!r}")
         if self.partner not in ("nearest", "none"):
@@ -79,9 +81,13 @@ class RecognizerSettings:
             raise ConfigError(f"recognizer.num_threads must be >= 0, got {self.num_threads}")
         if self.backend not in ("torch", "onnxruntime"):
             raise ConfigError(f"recognizer.backend must be torch or onnxruntime, got {self.backend!r}")
-        if self.backend == "onnxruntime" and self.precision != "fp32":
+        if self.backend == "onnxruntime" and self.precision not in ("fp32", "int8"):
             raise ConfigError(
-                f"recognizer.precision={self.precision!r}: the onnxruntime backend runs fp32 only"
+                f"recognizer.precision={self.precision!r}: the onnxruntime backend runs fp32 or int8"
+            )
+        if self.backend == "torch" and self.precision == "int8":
+            raise ConfigError(
+                "recognizer.precision='int8' needs backend='onnxruntime' (dynamic quantisation)"
             )
         if self.backend == "torch" and self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"recognizer.device={self.device!r} but CUDA is not available here")
@@ -142,7 +148,7 @@ class StreamingRecognizer:
         if s.num_threads > 0:
             torch.set_num_threads(s.num_threads)
         self.device = torch.device(s.device)
-        self.dtype = DTYPES[s.precision]
+        self.dtype = DTYPES.get(s.precision, torch.float32)
         self.model = self._make_model()
         self.track_cfg = TrackConfig(
             fps=b.fps,
@@ -167,7 +173,7 @@ class StreamingRecognizer:
             from masksem_core.runtime.onnx_backend import OnnxClassifier, bundle_onnx
 
             self.device, self.dtype = torch.device("cpu"), torch.float32  # inputs are handed over on the CPU
-            return OnnxClassifier(bundle_onnx(b), s.device, s.num_threads)
+            return OnnxClassifier(bundle_onnx(b, s.precision), s.device, s.num_threads)
         if self.device.type == "cpu" and self.dtype == torch.float32:
             return b.model.eval()
         return copy.deepcopy(b.model).to(self.device, self.dtype).eval()
