@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
-EXTRAS ?= export,pose,test
+EXTRAS ?= export,pose,test,fast
 BIN := $(VENV)/bin
 
 .PHONY: install demo test lint bench clean

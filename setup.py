@@ -46,6 +46,7 @@ setup(
     ],
     extras_require={
         "export": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript"],
+        "fast": ["numba>=0.59"],  # compiled NTU .skeleton scanner (3-4x faster preparation)
         "pose": ["mediapipe==0.10.21", "numpy<2"],
         "test": ["pytest>=8", "hypothesis>=6.100", "catkin_pkg>=1.0", "scikit-image>=0.22", "ruff>=0.6"],
     },

@@ -4,8 +4,10 @@ Builds a corpus by replicating the five real samples in ../shared/data/ntu-sampl
 files), then measures in the same run:
 - baseline: the standard pipeline's `get_raw_bodies_data` loop (one Python split + np.array per joint
   line, np.vstack per frame), re-implemented faithfully below, on one process;
-- ours: `parse_skeleton_file` + denoise + centre (everything `masksem prepare` does per file), on one
-  process and on a process pool of --workers.
+- ours, parse only (the like-for-like figure): `parse_skeleton_file`, with the compiled scanner when
+  numba is installed and with the numpy parser;
+- ours end to end: parse + denoise + centre (everything `masksem prepare` does per file);
+each on one process and on a process pool of --workers.
 Prints files/s and the speed-up. Usage: python bench/bench_prepare.py [--files 1000] [--workers 2]
 """
 
@@ -21,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from masksem_core.data.ntu import parse_skeleton_file
 from masksem_core.data.ntu_prepare import ntu_clip
+from masksem_core.data.ntu_scan import scan_available
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ntu-samples"
 
@@ -81,6 +85,14 @@ def make_corpus(out: Path, n: int) -> list[str]:
     return files
 
 
+def parse_only(path: str) -> None:
+    parse_skeleton_file(path)
+
+
+def parse_only_numpy(path: str) -> None:
+    parse_skeleton_file(path, fast=False)
+
+
 def rate(fn, files: list[str], workers: int = 1) -> float:
     t0 = time.perf_counter()
     if workers <= 1:
@@ -102,15 +114,26 @@ def main(argv: list[str] | None = None) -> int:
     if not SAMPLES.is_dir():
         print(f"no samples at {SAMPLES}", file=sys.stderr)
         return 2
+    fast = scan_available()
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         files = make_corpus(Path(tmp), args.files)
+        if fast:
+            parse_only(files[0])  # compile (or load the cached machine code) before forking and timing
         base = rate(standard_parse, files[: args.baseline_files])
-        ours1 = rate(ntu_clip, files)
-        oursn = rate(ntu_clip, files, args.workers)
-    print(f"corpus: {args.files} files (5 real NTU samples replicated)")
-    print(f"standard per-line parse, 1 process : {base:8.1f} files/s ({args.baseline_files} files)")
-    print(f"ours parse+denoise+centre, 1 proc  : {ours1:8.1f} files/s  x{ours1 / base:.1f}")
-    print(f"ours, {args.workers} workers{'':17}: {oursn:8.1f} files/s  x{oursn / base:.1f}")
+        for label, fn in (
+            ("parse, numpy parser", parse_only_numpy),
+            (f"parse, {'compiled scanner' if fast else 'numpy parser (no numba)'}", parse_only),
+            ("parse + denoise + centre (prepare)", ntu_clip),
+        ):
+            if fn is parse_only_numpy and not fast:
+                continue
+            rows.append((label, rate(fn, files), rate(fn, files, args.workers)))
+    print(f"corpus: {args.files} files (5 real NTU samples replicated); numba scanner: {fast}")
+    print(f"standard per-line parse, 1 process: {base:8.1f} files/s ({args.baseline_files} files)")
+    print(f"{'ours':38s} {'1 process':>18s} {f'{args.workers} workers':>18s}")
+    for label, one, many in rows:
+        print(f"{label:38s} {one:8.1f} (x{one / base:4.1f}) {many:8.1f} (x{many / base:4.1f})")
     return 0
 
 

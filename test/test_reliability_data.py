@@ -57,10 +57,18 @@ def mutated(draw: st.DrawFn, data: bytes) -> bytes:
 
 def _check_ntu(data: bytes) -> None:
     try:
-        raw = parse_skeleton_bytes(data, "fuzz.skeleton")
+        slow = parse_skeleton_bytes(data, "fuzz.skeleton", fast=False)
     except DataFormatError as exc:
         assert str(exc).startswith("fuzz.skeleton"), exc
+        with pytest.raises(DataFormatError) as fast_exc:  # the compiled scanner defers to the same error
+            parse_skeleton_bytes(data, "fuzz.skeleton")
+        assert str(fast_exc.value) == str(exc)
         return
+    raw = parse_skeleton_bytes(data, "fuzz.skeleton")  # compiled scanner when numba is installed
+    assert [b.body_id for b in raw.bodies] == [b.body_id for b in slow.bodies]
+    for fast_body, slow_body in zip(raw.bodies, slow.bodies):
+        np.testing.assert_array_equal(fast_body.joints, slow_body.joints)
+        np.testing.assert_array_equal(fast_body.frames, slow_body.frames)
     assert raw.num_frames_in_file == len(raw.bodies_per_frame)
     for body in raw.bodies:
         assert body.joints.shape == (len(body.frames), 25, 3) and body.joints.dtype == np.float32

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from masksem_core.data.errors import DataFormatError
+from masksem_core.data.ntu_scan import scan_skeleton
 
 NUM_JOINTS = 25
 FIELDS_PER_JOINT = 12
@@ -116,15 +117,21 @@ def _leading_xyz(data: bytes, starts: np.ndarray, first_lines: np.ndarray) -> np
     return values
 
 
-def parse_skeleton_bytes(data: bytes, path: str = "<bytes>") -> RawSkeleton:
+def parse_skeleton_bytes(data: bytes, path: str = "<bytes>", fast: bool = True) -> RawSkeleton:
     """Parse the text of a `.skeleton` file (CRLF or LF).
 
-    Header lines are walked in Python (a few per frame); the x, y, z of all joint lines, which are
-    most of the file, are gathered and converted in one `np.fromstring` call. Every count in the file
+    With numba installed (the 'fast' extra) a compiled scanner reads regular files in one pass
+    (`ntu_scan`, bit-identical numbers); anything it is not sure of comes here. Header lines are
+    walked in Python (a few per frame); the x, y, z of all joint lines, which are most of the file,
+    are gathered and converted in one `np.fromstring` call. Every count in the file
     is checked against the number of lines before anything is allocated, so a corrupt frame count of
     10^9 is an error, not an out-of-memory.
     """
     name = Path(path).name.split(".")[0]
+    scanned = scan_skeleton(data) if fast else None
+    if scanned is not None:
+        num_frames, bodies_per_frame, ids, block_frames, xyz = scanned
+        return _with_bodies(RawSkeleton(name, num_frames, bodies_per_frame), ids, xyz, block_frames)
     nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
     starts = np.concatenate(([0], nl + 1))
     if starts[-1] < len(data):  # last line without a newline
@@ -180,9 +187,17 @@ def parse_skeleton_bytes(data: bytes, path: str = "<bytes>") -> RawSkeleton:
     xyz = _leading_xyz(data, starts, np.asarray(first_lines, dtype=np.int64))
     if xyz is None:
         _locate_bad_joint_line(data, starts, first_lines, path)
+    return _with_bodies(raw, ids, xyz, np.asarray(frame_of_block, dtype=np.int64))
+
+
+def _with_bodies(
+    raw: RawSkeleton, ids: list[bytes], xyz: np.ndarray, block_frames: np.ndarray
+) -> RawSkeleton:
+    """Group the per-frame body blocks by body id, in order of first appearance."""
+    if not ids:
+        return raw
     # float64 then float32: bit-identical to the standard np.array(str_list, dtype=np.float32)
     blocks = xyz.reshape(-1, NUM_JOINTS, 3).astype(np.float32)
-    block_frames = np.asarray(frame_of_block, dtype=np.int64)
     order: dict[bytes, list[int]] = {}
     for k, bid in enumerate(ids):
         order.setdefault(bid, []).append(k)
@@ -191,10 +206,10 @@ def parse_skeleton_bytes(data: bytes, path: str = "<bytes>") -> RawSkeleton:
     return raw
 
 
-def parse_skeleton_file(path: str | Path) -> RawSkeleton:
-    """Read and parse one `.skeleton` file."""
+def parse_skeleton_file(path: str | Path, fast: bool = True) -> RawSkeleton:
+    """Read and parse one `.skeleton` file (`fast=False`: always the numpy parser)."""
     with open(path, "rb") as fh:
-        return parse_skeleton_bytes(fh.read(), str(path))
+        return parse_skeleton_bytes(fh.read(), str(path), fast)
 
 
 def _motion(joints: np.ndarray) -> float:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from masksem_core.data.centre import centre_clip
 from masksem_core.data.ntu import parse_name, parse_skeleton_file, skeleton_to_actors
+from masksem_core.data.ntu_scan import scan_skeleton
 from masksem_core.data.ntu_splits import NTU_PROTOCOLS, ntu_split_rows
 from masksem_core.data.prepare import Clip, ClipStore, PrepareReport, collect, write_splits
 from masksem_core.layouts import NTU25
@@ -71,6 +72,7 @@ def prepare_ntu(
     report = PrepareReport()
     files = list_ntu_files(Path(raw), version, report)
     store = ClipStore(Path(out), max_frames, num_persons=2, num_joints=NTU25.num_joints)
+    scan_skeleton(b"")  # compile (or load the cached) scanner once, before the pool forks its workers
     try:
         collect(files, ntu_clip, store, report, workers=workers, desc=version, progress=progress)
         num_classes = MAX_ACTION[version]
