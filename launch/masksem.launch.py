@@ -16,6 +16,8 @@ from launch import LaunchDescription
 ARGUMENTS = {
     "bundle": (None, "model bundle directory or archive (required)"),
     "device": ("cpu", "torch device of the recogniser: cpu, cuda, cuda:0"),
+    "backend": ("torch", "recogniser backend: torch, or onnxruntime (CPU robots)"),
+    "precision": ("fp32", "recogniser precision: fp32, bf16, fp16 (torch); fp32, int8 (onnxruntime)"),
     "image_topic": ("/camera/image_raw", "sensor_msgs/Image input of the pose node (rgb8, bgr8, mono8)"),
     "camera_info_topic": (
         "/camera/camera_info",
@@ -56,6 +58,7 @@ def generate_launch_description() -> LaunchDescription:
     recognizer = Node(
         package="masksem_ros", executable="recognizer_node", name="masksem_recognizer", output="screen",
         parameters=params("recognizer", {"bundle": arg("bundle"), "device": arg("device"),
+                                         "backend": arg("backend"), "precision": arg("precision"),
                                          "input_topic": arg("skeleton_topic"),
                                          "output_topic": arg("action_topic")}),
     )  # fmt: skip
