@@ -187,10 +187,26 @@ def test_cli_refuses_bad_checkpoints_with_a_clear_message(tmp_path, capsys):
     assert "checkpoint not found" in capsys.readouterr().err
 
 
+def recognize_three_people(path: Path, backend: str, precision: str = "fp32") -> list:
+    """Three people streamed through a recogniser on the bundle at `path`: 3 windows each."""
+    from masksem_core.runtime.recognizer import RecognizerSettings, StreamingRecognizer
+
+    rng = np.random.default_rng(0)
+    people = {p: rng.normal(0, 0.3, size=(25, 3)).astype(np.float32) + [p, 0, 3] for p in range(3)}
+    settings = RecognizerSettings(
+        backend=backend, precision=precision, top_k=len(LABELS), stride_frames=8, num_threads=1
+    )
+    rec, out = StreamingRecognizer(load_bundle(path), settings), []
+    for k in range(48):
+        for p, base in people.items():
+            rec.push(p, k / 30, base + 0.05 * np.sin(k / 5 + p))
+        out += rec.poll()
+    return out
+
+
 def test_recognizer_on_onnxruntime_gives_the_torch_answers(tmp_path):
     """backend="onnxruntime": from the bundle's exported model.onnx, or exported at start-up."""
     pytest.importorskip("onnxruntime", reason="onnxruntime (the 'export' extra) is not installed")
-    from masksem_core.runtime.recognizer import RecognizerSettings, StreamingRecognizer
 
     model = make_model("finetune")
     ckpt = write_checkpoint(tmp_path / "c.pt", model)
@@ -198,22 +214,10 @@ def test_recognizer_on_onnxruntime_gives_the_torch_answers(tmp_path):
         masksem(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"), "--format", "onnx"]) == 0
     )
     assert masksem(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "b")]) == 0
-    rng = np.random.default_rng(0)
-    people = {p: rng.normal(0, 0.3, size=(25, 3)).astype(np.float32) + [p, 0, 3] for p in range(3)}
-
-    def run(path, backend):
-        settings = RecognizerSettings(backend=backend, top_k=len(LABELS), stride_frames=8, num_threads=1)
-        rec, out = StreamingRecognizer(load_bundle(path), settings), []
-        for k in range(48):
-            for p, base in people.items():
-                rec.push(p, k / 30, base + 0.05 * np.sin(k / 5 + p))
-            out += rec.poll()
-        return out
-
-    want = run(tmp_path / "o", "torch")
+    want = recognize_three_people(tmp_path / "o", "torch")
     assert len(want) == 3 * 3
     for path in (tmp_path / "o", tmp_path / "b"):
-        got = run(path, "onnxruntime")
+        got = recognize_three_people(path, "onnxruntime")
         assert [(r.person_id, r.class_index) for r in got] == [(r.person_id, r.class_index) for r in want]
         for a, b in zip(got, want):
             assert a.topk_labels == b.topk_labels
@@ -225,8 +229,6 @@ def test_int8_export_quantises_the_matmuls_and_the_recogniser_agrees_with_torch(
     the artifact, or quantised at start-up from a plain bundle) and stays close to the fp32 answers."""
     pytest.importorskip("onnxruntime", reason="onnxruntime (the 'export' extra) is not installed")
     import onnx
-
-    from masksem_core.runtime.recognizer import RecognizerSettings, StreamingRecognizer
 
     model = make_model("finetune")
     ckpt = write_checkpoint(tmp_path / "c.pt", model)
@@ -241,26 +243,12 @@ def test_int8_export_quantises_the_matmuls_and_the_recogniser_agrees_with_torch(
     assert ops.count("MatMulInteger") >= 4 * CFG["depth"] and "MatMulInteger" not in fp32_ops
     assert masksem(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "b")]) == 0
 
-    rng = np.random.default_rng(0)
-    people = {p: rng.normal(0, 0.3, size=(25, 3)).astype(np.float32) + [p, 0, 3] for p in range(3)}
-
-    def run(path, backend, precision):
-        settings = RecognizerSettings(
-            backend=backend, precision=precision, top_k=len(LABELS), stride_frames=8, num_threads=1
-        )
-        rec, res = StreamingRecognizer(load_bundle(path), settings), []
-        for k in range(48):
-            for p, base in people.items():
-                rec.push(p, k / 30, base + 0.05 * np.sin(k / 5 + p))
-            res += rec.poll()
-        return res
-
     def scores(res):
         return np.array([[dict(zip(r.topk_labels, r.topk_scores))[c] for c in LABELS] for r in res])
 
-    want = scores(run(out, "torch", "fp32"))
-    from_artifact = scores(run(out, "onnxruntime", "int8"))
-    at_start_up = scores(run(tmp_path / "b", "onnxruntime", "int8"))
+    want = scores(recognize_three_people(out, "torch", "fp32"))
+    from_artifact = scores(recognize_three_people(out, "onnxruntime", "int8"))
+    at_start_up = scores(recognize_three_people(tmp_path / "b", "onnxruntime", "int8"))
     assert want.shape == (9, len(LABELS))
     np.testing.assert_allclose(from_artifact, at_start_up, atol=1e-6)  # the same quantiser, deterministic
     assert 0 < np.abs(from_artifact - want).max() < 0.02  # quantised (not fp32), and close to it

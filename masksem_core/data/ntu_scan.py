@@ -33,20 +33,27 @@ def _is_space(c: int) -> bool:
     return c == 32 or c == 9 or c == 13 or c == 11 or c == 12
 
 
-def _read_int_line(buf: np.ndarray, pos: int) -> tuple[int, int, bool]:
-    """An integer alone on its line (surrounding blanks allowed) -> (value, position after \\n, ok)."""
+def _read_signed_digits(buf: np.ndarray, pos: int, max_digits: int) -> tuple[bool, int, int, int]:
+    """An optional sign and a run of at most `max_digits` digits -> (negative, value, digits, position)."""
     n = len(buf)
-    while pos < n and (buf[pos] == 32 or buf[pos] == 9):
-        pos += 1
     neg = False
     if pos < n and (buf[pos] == 45 or buf[pos] == 43):
         neg = buf[pos] == 45
         pos += 1
     value, digits = 0, 0
-    while pos < n and 48 <= buf[pos] <= 57 and digits < 18:
+    while pos < n and 48 <= buf[pos] <= 57 and digits < max_digits:
         value = value * 10 + (buf[pos] - 48)
         digits += 1
         pos += 1
+    return neg, value, digits, pos
+
+
+def _read_int_line(buf: np.ndarray, pos: int) -> tuple[int, int, bool]:
+    """An integer alone on its line (surrounding blanks allowed) -> (value, position after \\n, ok)."""
+    n = len(buf)
+    while pos < n and (buf[pos] == 32 or buf[pos] == 9):
+        pos += 1
+    neg, value, digits, pos = _read_signed_digits(buf, pos, 18)
     if digits == 0:
         return 0, pos, False
     while pos < n and (buf[pos] == 32 or buf[pos] == 9 or buf[pos] == 13):
@@ -61,15 +68,8 @@ def _read_int_line(buf: np.ndarray, pos: int) -> tuple[int, int, bool]:
 def _read_float(buf: np.ndarray, pos: int, pow10: np.ndarray) -> tuple[float, int, bool]:
     """A plain decimal ending at a space -> (correctly rounded double, position of the space, ok)."""
     n = len(buf)
-    neg = False
-    if pos < n and (buf[pos] == 45 or buf[pos] == 43):
-        neg = buf[pos] == 45
-        pos += 1
-    mant, digits, frac = 0, 0, 0
-    while pos < n and 48 <= buf[pos] <= 57:
-        mant = mant * 10 + (buf[pos] - 48)
-        digits += 1
-        pos += 1
+    neg, mant, digits, pos = _read_signed_digits(buf, pos, 19)  # 19 digits: then rejected below
+    frac = 0
     if pos < n and buf[pos] == 46:
         pos += 1
         while pos < n and 48 <= buf[pos] <= 57:
@@ -81,16 +81,7 @@ def _read_float(buf: np.ndarray, pos: int, pow10: np.ndarray) -> tuple[float, in
         return 0.0, pos, False
     exp = 0
     if pos < n and (buf[pos] == 101 or buf[pos] == 69):
-        pos += 1
-        eneg = False
-        if pos < n and (buf[pos] == 45 or buf[pos] == 43):
-            eneg = buf[pos] == 45
-            pos += 1
-        edigits = 0
-        while pos < n and 48 <= buf[pos] <= 57 and edigits < 4:
-            exp = exp * 10 + (buf[pos] - 48)
-            edigits += 1
-            pos += 1
+        eneg, exp, edigits, pos = _read_signed_digits(buf, pos + 1, 4)
         if edigits == 0:
             return 0.0, pos, False
         if eneg:
@@ -203,6 +194,7 @@ def _scan(buf: np.ndarray, pow10: np.ndarray):
 
 if njit is not None:
     _is_space = njit(cache=True, nogil=True, inline="always")(_is_space)
+    _read_signed_digits = njit(cache=True, nogil=True, inline="always")(_read_signed_digits)
     _read_int_line = njit(cache=True, nogil=True, inline="always")(_read_int_line)
     _read_float = njit(cache=True, nogil=True, inline="always")(_read_float)
     _scan = njit(cache=True, nogil=True)(_scan)
