@@ -53,6 +53,7 @@ def main(npz: str, out: str) -> None:
     Path(out, f"rank{info.rank}.txt").write_text(
         f"{info.world_size} {before} {after} {digest([first_batch])} {stats['loss']}\n"
     )
+    del ddp, loader  # the reducer holds the process group; cleanup must be the last reference
     cleanup(info)
 
 

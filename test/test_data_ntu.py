@@ -275,3 +275,16 @@ def test_benchmark_baseline_is_the_standard_parse():
     for k, body in enumerate(out["data"].values()):
         np.testing.assert_array_equal(body["joints"].reshape(-1, 25, 3), ref[f"body{k}_joints"])
         assert body["motion"] == ref[f"body{k}_motion"]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_coordinates_beyond_float32_are_an_error_naming_the_line(tmp_path, fast):
+    """A value strtod reads but float32 cannot hold would become inf in the arrays: it is rejected."""
+    joints = np.full((25, 3), 0.5, dtype=np.float32)
+    path = write_ntu_skeleton(tmp_path / "S001C001P001R001A001.skeleton", [[("72057594037931101", joints)]])
+    data = path.read_bytes()
+    assert parse_skeleton_bytes(data, "big.skeleton", fast=fast).bodies[0].joints.max() == 0.5
+    lines = data.split(b"\r\n")
+    lines[5] = b"1e39" + lines[5][lines[5].index(b" ") :]  # line 6 = the second joint's x
+    with pytest.raises(DataFormatError, match=r"big\.skeleton:6 \[joint\].*float32"):
+        parse_skeleton_bytes(b"\r\n".join(lines), "big.skeleton", fast=fast)

@@ -100,3 +100,24 @@ def test_irregular_input_is_left_to_the_numpy_parser(edit) -> None:
     assert scan_skeleton(good) is not None
     bad = edit(good)
     assert scan_skeleton(bad) is None
+
+
+def test_ctrl_c_during_the_scan_is_a_keyboard_interrupt_not_a_bad_file() -> None:
+    """A signal that lands while machine code runs surfaces from numba as a SystemError; a per-file
+    error handler would count it as a bad file and carry on. The scanner re-raises KeyboardInterrupt."""
+    import os
+    import signal
+    import threading
+    import time
+
+    data = skeleton([b"-0.2475014", b"3.785547", b"0.2181153"])
+    lines = data.split(b"\r\n")
+    big = b"\r\n".join([b"400"] + lines[1:-1] * 400) + b"\r\n"
+    assert scan_skeleton(big) is not None
+    timer = threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    deadline = time.time() + 10
+    with pytest.raises(KeyboardInterrupt):
+        while time.time() < deadline:
+            scan_skeleton(big)
+    timer.join()

@@ -23,6 +23,7 @@ from masksem_core.data.errors import DataFormatError
 from masksem_core.data.ntu_scan import scan_skeleton
 
 NUM_JOINTS = 25
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 FIELDS_PER_JOINT = 12
 NOISE_LEN_THRES = 11  # bodies seen in <= 11 frames are noise
 NOISE_SPR_THRES1 = 0.8  # a frame is noisy when x spread > 0.8 * y spread
@@ -81,6 +82,8 @@ def _locate_bad_joint_line(data: bytes, starts: np.ndarray, first_lines: list[in
                 raise DataFormatError(path, msg, line=i + 1, field="joint") from None
             if not np.all(np.isfinite(vals)):
                 raise DataFormatError(path, "non-finite value", line=i + 1, field="joint")
+            if not np.all(np.abs(vals[:3]) <= FLOAT32_MAX):
+                raise DataFormatError(path, "x/y/z beyond the float32 range", line=i + 1, field="joint")
     raise DataFormatError(path, "joint lines do not hold 12 numbers each", field="joint")
 
 
@@ -112,7 +115,7 @@ def _leading_xyz(data: bytes, starts: np.ndarray, first_lines: np.ndarray) -> np
     with warnings.catch_warnings():  # a bad token stops the parse with a warning; the count check reports it
         warnings.simplefilter("ignore", DeprecationWarning)
         values = np.fromstring(buf[keep].tobytes(), dtype=np.float64, sep=" ")
-    if values.size != 3 * len(lines) or not np.isfinite(values).all():
+    if values.size != 3 * len(lines) or not (np.abs(values) <= FLOAT32_MAX).all():  # also NaN, inf
         return None
     return values
 

@@ -71,8 +71,8 @@ def prepare_ntu(
         raise ValueError(f"unknown NTU version {version!r}; use ntu60 or ntu120")
     report = PrepareReport()
     files = list_ntu_files(Path(raw), version, report)
-    store = ClipStore(Path(out), max_frames, num_persons=2, num_joints=NTU25.num_joints)
     scan_skeleton(b"")  # compile (or load the cached) scanner once, before the pool forks its workers
+    store = ClipStore(Path(out), max_frames, num_persons=2, num_joints=NTU25.num_joints)
     try:
         collect(files, ntu_clip, store, report, workers=workers, desc=version, progress=progress)
         num_classes = MAX_ACTION[version]

@@ -212,7 +212,19 @@ def scan_skeleton(data: bytes):
     if njit is None:
         return None
     buf = np.frombuffer(data, dtype=np.uint8)
-    status, num_frames, per_frame, id_start, id_end, block_frame, xyz = _scan(buf, _POW10)
+    try:
+        status, num_frames, per_frame, id_start, id_end, block_frame, xyz = _scan(buf, _POW10)
+    except SystemError as exc:
+        # Ctrl-C while machine code runs: the dispatcher returns with the KeyboardInterrupt pending and
+        # CPython wraps it in a SystemError, which a per-file error handler would swallow.
+        cause: BaseException | None = exc
+        for _ in range(8):  # the chain is SystemError <- SystemError (numba's unpickle) <- KeyboardInterrupt
+            if cause is None or not isinstance(cause, Exception):
+                break
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None and not isinstance(cause, Exception):
+            raise cause from None
+        raise
     if status != OK:
         return None
     ids = [data[a:b] for a, b in zip(id_start.tolist(), id_end.tolist())]

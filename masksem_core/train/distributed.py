@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -78,7 +79,12 @@ def all_gather_cat(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 def cleanup(info: DistInfo) -> None:
     """Tear the process group down together: a rank that leaves while another still talks to it
-    aborts the other one inside gloo ("terminate called without an active exception")."""
+    aborts the other one inside gloo ("terminate called without an active exception").
+
+    Callers drop their DDP wrappers first: a live reducer keeps the group alive past
+    `destroy_process_group`, and a group destroyed later, after the peer has exited, aborts the same way.
+    """
     if info.enabled and dist.is_initialized():
+        gc.collect()  # reference cycles that still hold the group
         dist.barrier()
         dist.destroy_process_group()

@@ -82,5 +82,6 @@ def pretrain(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
         write_json(env.out / "results.json", result)
         announce(env, f"pretrain done: final loss {stats.get('loss', float('nan')):.4f} -> {last}")
     env.logger.close()
+    del ddp  # its reducer holds the process group: release it so cleanup really tears the group down
     cleanup(env.info)
     return result
