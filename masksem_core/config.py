@@ -9,6 +9,7 @@ this keeps the core dependency-free.)
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -21,6 +22,9 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A config key or value is wrong; the message names the dotted key."""
+
+
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _check_value(tp: Any, value: Any, key: str) -> Any:
@@ -61,6 +65,8 @@ def _check_value(tp: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
         return dict(value)
     if tp is float:
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            value = float(value)  # PyYAML (YAML 1.1) reads 1e-6 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
         if value != value:  # NaN: never a setting, and it passes every `x <= 0` range check

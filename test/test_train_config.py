@@ -103,3 +103,11 @@ def test_stale_temp_files_of_a_killed_writer_are_removed(tmp_path: Path) -> None
     stale.write_bytes(b"half a checkpoint")
     save_checkpoint({"model": {"w": torch.ones(2)}, "epoch": 1}, tmp_path / "last.pt")
     assert not stale.exists() and load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+
+
+def test_exponent_floats_without_a_dot_are_numbers_not_strings():
+    """PyYAML follows YAML 1.1, where 1e-6 (no dot) is a string; a float setting accepts it as a number."""
+    cfg = load_experiment("nwucla_linprobe", ["optim.lr=1e-3", "probe.lr_grid=[1e-2,3E-1]"])
+    assert cfg.optim.lr == 0.001 and cfg.probe.lr_grid == [0.01, 0.3]
+    with pytest.raises(ConfigError, match=r"optim\.lr: expected a number, got str 'fast'"):
+        load_experiment("nwucla_linprobe", ["optim.lr=fast"])

@@ -81,6 +81,27 @@ def test_linear_probe_beats_chance(pretrained: Path, nwucla_npz: Path, tmp_path:
     assert meta["layout"] == "kinect_v1_20" and len(meta["labels"]) == 10 and model.num_classes == 10
 
 
+def test_probe_lr_is_chosen_on_held_out_training_clips(
+    pretrained: Path, nwucla_npz: Path, tmp_path: Path, capsys
+) -> None:
+    """probe.lr_grid: every rate is scored on held-out training clips, the best refit on all of them; a rate
+    that cannot learn in the budget (1e-6) must lose, and the run without a grid keeps optim.lr."""
+    common = ["--config", "nwucla_linprobe", *TINY, f"data.path={nwucla_npz}",
+              f"run.pretrained={pretrained / 'last.pt'}", "optim.epochs=20"]  # fmt: skip
+    _run("linprobe", *common, f"run.out_dir={tmp_path / 'grid'}", "probe.lr_grid=[1e-6,0.1]")
+    res = json.loads((tmp_path / "grid" / "results.json").read_text())
+    assert set(res["probe_val_top1"]) == {"1e-06", "0.1"}
+    assert res["probe_val_top1"]["0.1"] > res["probe_val_top1"]["1e-06"] + 10
+    assert res["probe_lr"] == 0.1
+    assert "probe lr on held-out training clips" in capsys.readouterr().out
+    _run("linprobe", *common, f"run.out_dir={tmp_path / 'plain'}", "optim.lr=0.1")
+    plain = json.loads((tmp_path / "plain" / "results.json").read_text())
+    assert plain["probe_lr"] == 0.1 and "probe_val_top1" not in plain
+    assert plain["top1"] == pytest.approx(res["top1"])  # the refit with the chosen rate is the plain run
+    assert main(["linprobe", *common, f"run.out_dir={tmp_path / 'bad'}", "probe.lr_grid=[0.1,-1]"]) == 2
+    assert "probe.lr_grid must hold learning rates > 0" in capsys.readouterr().err
+
+
 def test_finetune_and_evaluate_agree(pretrained: Path, nwucla_npz: Path, tmp_path: Path) -> None:
     ft = tmp_path / "ft"
     _run(

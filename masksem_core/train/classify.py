@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from masksem_core.config import to_dict
+from masksem_core.data.feeder import select_label_fraction
 from masksem_core.model import ActionClassifier
 from masksem_core.train import checkpoint as ckpt
 from masksem_core.train.config import ExperimentConfig
@@ -138,34 +140,71 @@ def _probe_cached(env: RunEnv, model: ActionClassifier, train_ds: Any) -> dict[s
     test_x, test_y = predict(model, _test_loader(cfg), env.device, cfg.run.precision, features=True)
     knn = knn_top1(views[0][0], views[0][1], test_x, test_y, cfg.probe.knn_k)
     head = model.head.to(env.device)
+    initial = copy.deepcopy(head.state_dict())
+    lr, val_top1 = cfg.optim.lr, {}
+    if cfg.probe.lr_grid:
+        clips = len(views[0][1])
+        val = np.zeros(clips, dtype=bool)
+        val[select_label_fraction(views[0][1], cfg.probe.val_fraction, cfg.run.seed)] = True
+        fit = torch.from_numpy(np.tile(~val, len(views)))  # every view of the fitting clips
+        val_x = torch.from_numpy(views[0][0][val])
+        for candidate in cfg.probe.lr_grid:
+            head.load_state_dict(initial)
+            _fit_probe_head(env, head, train_x[fit], train_y[fit], candidate, log=False)
+            logits = _probe_logits(head, val_x, env.device)
+            val_top1[candidate] = float((logits.argmax(1) == views[0][1][val]).mean() * 100)
+        lr = max(val_top1, key=lambda c: (val_top1[c], -c))  # ties: the smaller rate
+        announce(env, "probe lr on held-out training clips: " + ", ".join(
+            f"{c:g} -> {a:.1f}%" for c, a in val_top1.items()) + f"; chose {lr:g}")  # fmt: skip
+        head.load_state_dict(initial)
+    _fit_probe_head(env, head, train_x, train_y, lr, log=True)
+    metrics = classification_metrics(_probe_logits(head, torch.from_numpy(test_x), env.device), test_y,
+                                     model.num_classes)  # fmt: skip
+    metrics["knn_top1"] = knn
+    metrics["probe_lr"] = lr
+    if val_top1:
+        metrics["probe_val_top1"] = {f"{c:g}": a for c, a in val_top1.items()}
+    return metrics
+
+
+class _HeadOnly(torch.nn.Module):
+    """The probe head as a module of features, for the shared classification epoch."""
+
+    def __init__(self, head: torch.nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.head(f, f)
+
+
+def _fit_probe_head(
+    env: RunEnv, head: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float, log: bool
+) -> None:
+    """SGD (optim.*) with a cosine schedule from `lr` on cached features, optim.epochs epochs."""
+    cfg = env.cfg
     optimizer = build_optimizer(head, cfg.optim, cfg.model.depth)
-    ctx = step_context(env, optimizer)
+    ctx = step_context(env, optimizer, lr=lr)
     loader = DataLoader(
-        TensorDataset(train_x, train_y),
+        TensorDataset(x, y),
         batch_size=cfg.optim.batch_size,
         shuffle=True,
         generator=torch.Generator().manual_seed(cfg.run.seed),
     )
-
-    class _HeadOnly(torch.nn.Module):
-        def __init__(self, head: torch.nn.Module) -> None:
-            super().__init__()
-            self.head = head
-
-        def forward(self, f: torch.Tensor) -> torch.Tensor:
-            return self.head(f, f)
-
     wrapper = _HeadOnly(head)
     for epoch in range(cfg.optim.epochs):
         seed_everything(epoch_seed(cfg.run.seed, epoch))
         stats = classify_epoch(wrapper, loader, ctx, epoch)
-        env.logger.log(epoch + 1, {"epoch": epoch + 1, **stats})
-    wrapper.eval()
+        if log:
+            env.logger.log(epoch + 1, {"epoch": epoch + 1, **stats})
+
+
+def _probe_logits(head: torch.nn.Module, x: torch.Tensor, device: torch.device) -> np.ndarray:
+    head.eval()
     with torch.no_grad():
-        logits = wrapper(torch.from_numpy(test_x).to(env.device)).float().cpu().numpy()
-    metrics = classification_metrics(logits, test_y, model.num_classes)
-    metrics["knn_top1"] = knn
-    return metrics
+        logits = head(x.to(device), None).float().cpu().numpy()
+    head.train()
+    return logits
 
 
 # ---------------------------------------------------------------------------------------------- fine-tune

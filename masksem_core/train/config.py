@@ -59,6 +59,17 @@ class ProbeConfig:
     cache_features: bool = True
     train_views: int = 1
     knn_k: int = 20
+    # Choose the head's learning rate on held-out training clips (never on the test split): each lr of
+    # the grid trains on (1 - val_fraction) of the training clips and is scored on the rest (seeded,
+    # class-balanced); the best one is then trained on all of them. Empty grid: optim.lr as given.
+    lr_grid: list[float] = field(default_factory=list)
+    val_fraction: float = 0.2
+
+    def validate(self) -> None:
+        if any(lr <= 0 for lr in self.lr_grid):
+            raise ConfigError(f"probe.lr_grid must hold learning rates > 0, got {self.lr_grid}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"probe.val_fraction must be in (0, 1), got {self.val_fraction}")
 
 
 @dataclass
