@@ -81,6 +81,22 @@ def test_linear_probe_beats_chance(pretrained: Path, nwucla_npz: Path, tmp_path:
     assert meta["layout"] == "kinect_v1_20" and len(meta["labels"]) == 10 and model.num_classes == 10
 
 
+def test_log_csv_gains_the_columns_of_later_epochs(tmp_path: Path) -> None:
+    """Evaluation epochs add test_top1: the CSV is widened (earlier rows empty there), not truncated."""
+    from masksem_core.train.results import RunLogger
+
+    log = RunLogger(tmp_path)
+    log.log(1, {"epoch": 1, "loss": 2.0})
+    log.log(2, {"epoch": 2, "loss": 1.5, "test_top1": 40.0})
+    log.close()
+    again = RunLogger(tmp_path)  # a resumed run reads the widened header
+    again.log(3, {"epoch": 3, "loss": 1.2})
+    again.close()
+    rows = _log(tmp_path)
+    assert [r["test_top1"] for r in rows] == ["", "40.0", ""]
+    assert [r["loss"] for r in rows] == ["2.0", "1.5", "1.2"]
+
+
 def test_probe_lr_is_chosen_on_held_out_training_clips(
     pretrained: Path, nwucla_npz: Path, tmp_path: Path, capsys
 ) -> None:

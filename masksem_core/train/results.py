@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -105,12 +106,27 @@ class RunLogger:
             self.fields = list(row)
             with self.csv_path.open("w", newline="") as f:
                 csv.writer(f).writerow(self.fields)
+        elif any(k not in self.fields for k in row):  # a new column (e.g. test_top1 on eval epochs)
+            self._widen([k for k in row if k not in self.fields])
         with self.csv_path.open("a", newline="") as f:
             csv.writer(f).writerow([row.get(k, "") for k in self.fields])
         if self.tb is not None:
             for k, v in row.items():
                 if isinstance(v, (int, float)):
                     self.tb.add_scalar(k, v, step)
+
+    def _widen(self, new: list[str]) -> None:
+        """Rewrite the CSV (atomically) with extra columns; earlier rows get empty cells there."""
+        assert self.fields is not None
+        with self.csv_path.open(newline="") as f:
+            rows = list(csv.reader(f))[1:]
+        self.fields = self.fields + new
+        tmp = self.csv_path.with_name(self.csv_path.name + ".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(self.fields)
+            writer.writerows(r + [""] * (len(self.fields) - len(r)) for r in rows)
+        os.replace(tmp, self.csv_path)
 
     def close(self) -> None:
         if self.tb is not None:
