@@ -110,7 +110,7 @@ def test_probe_lr_is_chosen_on_held_out_training_clips(
     assert res["probe_val_top1"]["0.1"] > res["probe_val_top1"]["1e-06"] + 10
     assert res["probe_lr"] == 0.1
     assert "probe lr on held-out training clips" in capsys.readouterr().out
-    _run("linprobe", *common, f"run.out_dir={tmp_path / 'plain'}", "optim.lr=0.1")
+    _run("linprobe", *common, f"run.out_dir={tmp_path / 'plain'}", "optim.lr=0.1", "probe.lr_grid=[]")
     plain = json.loads((tmp_path / "plain" / "results.json").read_text())
     assert plain["probe_lr"] == 0.1 and "probe_val_top1" not in plain
     assert plain["top1"] == pytest.approx(res["top1"])  # the refit with the chosen rate is the plain run
