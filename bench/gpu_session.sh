@@ -7,8 +7,11 @@
 #   OUT=/tmp/gpu SHARED=../shared SWEEP_SECONDS=300 bash bench/gpu_session.sh
 #
 # SHARED is the folder that holds data/nw-ucla and data/ntu-samples; PY the interpreter with torch.
+# Logs go to LOGS and end up in one archive in OUT (a lease returns at most 8 files).
 set -u
 OUT=${OUT:-bench/results/gpu}
+FINAL_OUT=$OUT
+OUT=${LOGS:-runs/gpu/logs}
 SHARED=${SHARED:-../shared}
 PY=${PY:-python3}
 SWEEP_SECONDS=${SWEEP_SECONDS:-300}
@@ -17,7 +20,7 @@ FINETUNE_EPOCHS=${FINETUNE_EPOCHS:-100}
 DEVICE=${DEVICE:-cuda}
 ITERS=${ITERS:-30}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$FINAL_OUT"
 step() { # step NAME SECONDS CMD...: run with a time limit, log to $OUT/NAME.log, report the status
     local name=$1 limit=$2
     shift 2
@@ -65,11 +68,12 @@ PRETRAIN_EPOCHS=200 sweep mamp_s1 mamp_motion_velocity run.seed=1 & pids+=($!)
 sweep masksem_wide masksem_semantic_hybrid model.dim=256 model.heads=8 model.depth=6 & pids+=($!)
 sweep mamp_wide mamp_motion_velocity model.dim=256 model.heads=8 model.depth=6 & pids+=($!)
 sweep supervised random_init & pids+=($!)
-( sleep "$SWEEP_SECONDS"; pkill -INT -f nwucla_protocols; pkill -INT -f masksem_core.cli ) &
+( sleep "$SWEEP_SECONDS"; pkill -INT -f "out runs/gpu/"; pkill -INT -f "run.out_dir=runs/gpu/" ) &  # ours only
 killer=$!
 wait "${pids[@]}"
 kill $killer 2>/dev/null
 echo "== sweep: $((SECONDS - t0)) s" | tee -a "$OUT/steps.txt"
 "$PY" experiments/nwucla_protocols.py --collect runs/gpu/* | tee "$OUT/sweep_table.md"
-tar czf "$OUT/sweep_runs.tgz" --exclude='*.pt' --exclude=tensorboard runs/gpu
+tar czf "$FINAL_OUT/gpu_session.tgz" --exclude='*.pt' --exclude=tensorboard "$OUT" runs/gpu
+cp "$OUT/steps.txt" "$OUT/inference.json" "$OUT/suite_pretrain.json" "$OUT/sweep_table.md" "$FINAL_OUT/" 2>/dev/null
 cat "$OUT/steps.txt"
