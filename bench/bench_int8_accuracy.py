@@ -34,8 +34,9 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     model, meta = load_classifier_checkpoint(args.checkpoint)
     clips = SkeletonClips(args.data, "test", num_frames=model.cfg.num_frames, train=False)
-    x = torch.stack([clips[i][0] for i in range(len(clips))])
-    y = np.array([int(clips[i][1]) for i in range(len(clips))])
+    samples = [clips[i] for i in range(len(clips))]  # each clip built once
+    x = torch.stack([clip for clip, _ in samples])
+    y = np.array([int(label) for _, label in samples])
     fp32 = onnx_bytes(model)
     int8 = quantize_int8(fp32)
     backends = {

@@ -17,7 +17,7 @@ import torch
 
 from masksem_core.config import from_dict
 from masksem_core.model import MaskingConfig, MaskSemPretrainer, ModelConfig, TargetConfig
-from masksem_core.model.cam import grad_cam, normalise_cam
+from masksem_core.model.cam import normalise_cam
 from masksem_core.model.persons import select_present
 from masksem_core.train.checkpoint import load_checkpoint
 from masksem_core.train.cli import load_experiment
@@ -26,11 +26,7 @@ from masksem_core.train.loaders import make_dataset
 
 def cam_stats(model: MaskSemPretrainer, x: torch.Tensor) -> dict[str, float]:
     sel = select_present(x)
-    with torch.no_grad():
-        feats = model.teacher.encode(sel.seqs)
-        ref_feats, ref_sel = model.teacher.forward_sequences(x.mean(dim=0, keepdim=True))
-        ref = ref_sel.pool(ref_feats.mean(dim=1))[0]
-    raw = grad_cam(feats, ref, sel)
+    raw = model.teacher_cam(x, sel)  # as pre-training computes it (the checkpoint's cam_reference)
     binary = normalise_cam(raw, "reference")
     real = sel.flat_index % x.shape[-1] == 0  # slot 0: the real person
     b = binary[real]

@@ -75,8 +75,8 @@ class MaskSemPretrainer(nn.Module):
         return contextlib.nullcontext()
 
     @torch.no_grad()
-    def semantic_weights(self, x: torch.Tensor, sel: PresentSequences) -> torch.Tensor:
-        """Teacher Grad-CAM -> normalised, body-part averaged sampling weights (P, L)."""
+    def teacher_cam(self, x: torch.Tensor, sel: PresentSequences) -> torch.Tensor:
+        """The teacher's label-free Grad-CAM of every present sequence, before normalisation (P, L)."""
         assert self.teacher is not None
         with self._teacher_context():
             feats = self.teacher.encode(sel.seqs).float()
@@ -85,7 +85,12 @@ class MaskSemPretrainer(nn.Module):
                 ref = ref_sel.pool(ref_feats.float().mean(dim=1))[0]
             else:
                 ref = sel.pool(feats.mean(dim=1)).mean(dim=0)
-        cam = grad_cam(feats, ref, sel)
+        return grad_cam(feats, ref, sel)
+
+    @torch.no_grad()
+    def semantic_weights(self, x: torch.Tensor, sel: PresentSequences) -> torch.Tensor:
+        """Teacher Grad-CAM -> normalised, body-part averaged sampling weights (P, L)."""
+        cam = self.teacher_cam(x, sel)
         m = self.masking
         joints = sel.seqs.shape[-1]
         if m.cam_norm == "quantile":

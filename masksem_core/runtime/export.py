@@ -162,12 +162,6 @@ def onnx_max_abs_diff(model: ActionClassifier, onnx_model: bytes, x: torch.Tenso
     return float(np.abs(got - want).max())
 
 
-def onnx_top1_agreement(model: ActionClassifier, onnx_model: bytes, x: torch.Tensor) -> float:
-    """Fraction of clips of `x` on which ONNX Runtime and PyTorch pick the same class."""
-    got, want = onnx_and_torch_logits(model, onnx_model, x)
-    return float((got.argmax(1) == want.argmax(1)).mean())
-
-
 def export(
     model: ActionClassifier,
     meta: dict[str, Any],
