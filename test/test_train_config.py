@@ -57,6 +57,8 @@ def test_overrides_are_typed() -> None:
         ("run.deterministic=maybe", "run.deterministic"),
         ("masking.ratio=1.5", "masking.ratio"),
         ("model.num_frames=63", "model.num_frames"),
+        ("optim.ema_decay=1.0", "optim.ema_decay"),
+        ("data.val_fraction=0", "data.val_fraction"),
         ("nonsense", "key=value"),
     ],
 )

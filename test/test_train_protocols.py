@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY_MODEL_OVERRIDES
@@ -146,7 +147,67 @@ def test_finetune_and_evaluate_agree(pretrained: Path, nwucla_npz: Path, tmp_pat
         "--checkpoint",
         str(ft / "classifier.pt"),
     )
-    assert json.loads((ev / "results.json").read_text())["top1"] == pytest.approx(res["best_top1"])
+    # classifier.pt is the last epoch (what top1 reports), never a checkpoint chosen on the test split
+    assert json.loads((ev / "results.json").read_text())["top1"] == pytest.approx(res["top1"])
+    assert res["best_on"] == "test" and load_checkpoint(ft / "best_classifier.pt")["epoch"] == 1
+
+
+def _finetune_args(pretrained: Path, nwucla_npz: Path, out: Path, *extra: str) -> list[str]:
+    return ["finetune", "--config", "nwucla_finetune", *TINY, f"data.path={nwucla_npz}", f"run.out_dir={out}",
+            f"run.pretrained={pretrained / 'last.pt'}", "optim.warmup_epochs=0", "run.max_steps_per_epoch=6",
+            "run.eval_every=1", *extra]  # fmt: skip
+
+
+def test_weight_average_and_held_out_clips(pretrained: Path, nwucla_npz: Path, tmp_path: Path) -> None:
+    """optim.ema_decay: the average is evaluated and saved, the raw score logged beside it;
+    data.val_fraction: periodic evaluation and the best checkpoint use held-out training clips, and the
+    test split is scored once at the end."""
+    ft = tmp_path / "ft"
+    _run(*_finetune_args(pretrained, nwucla_npz, ft, "optim.epochs=2", "optim.ema_decay=0.9",
+                         "data.val_fraction=0.2"))  # fmt: skip
+    rows = _log(ft)
+    assert all(r["val_top1"] and r["val_top1_raw"] and "test_top1" not in r for r in rows)
+    res = json.loads((ft / "results.json").read_text())
+    assert res["best_on"] == "val" and res["val_top1"] == pytest.approx(float(rows[-1]["val_top1"]))
+    assert res["num_samples"] == 464  # the final score is on the test split
+    last = load_checkpoint(ft / "last.pt")
+    saved = load_checkpoint(ft / "classifier.pt")["model"]
+    for key, value in saved.items():  # classifier.pt holds the average, not the last step's weights
+        assert torch.equal(value, last["ema"][f"module.{key}"]), key
+    assert any(not torch.equal(v, last["model"][k]) for k, v in saved.items() if v.is_floating_point())
+    ev = tmp_path / "ev"
+    _run("evaluate", "--config", "nwucla_finetune", *TINY, f"data.path={nwucla_npz}", f"run.out_dir={ev}",
+         "--checkpoint", str(ft / "classifier.pt"))  # fmt: skip
+    assert json.loads((ev / "results.json").read_text())["top1"] == pytest.approx(res["top1"])
+
+
+def test_held_out_clips_are_class_balanced_and_never_trained_on(nwucla_npz: Path) -> None:
+    from masksem_core.train.classify import _hold_out
+    from masksem_core.train.cli import load_experiment
+    from masksem_core.train.loaders import make_dataset
+
+    overrides = [f"data.path={nwucla_npz}", "data.val_fraction=0.2", "run.seed=3"]
+    cfg = load_experiment("nwucla_finetune", overrides)
+    full = make_dataset(cfg, "train", train=True)
+    fit, val = _hold_out(cfg, full)
+    assert not set(fit.indices) & set(val.indices)
+    assert sorted([*fit.indices, *val.indices]) == list(range(len(full)))
+    assert val.train is False and fit.train is True  # held-out clips get the test transform
+    per_class = np.bincount(val.targets) / np.bincount(full.targets)
+    assert np.all(np.abs(per_class - 0.2) < 0.02), per_class
+    again = _hold_out(cfg, full)[1]
+    assert np.array_equal(again.indices, val.indices)  # seeded
+
+
+def test_resume_with_weight_average_is_exact(pretrained: Path, nwucla_npz: Path, tmp_path: Path) -> None:
+    args = ("optim.epochs=2", "optim.ema_decay=0.9", "run.deterministic=true", "run.save_every=1")
+    _run(*_finetune_args(pretrained, nwucla_npz, tmp_path / "a", *args))
+    _run(*_finetune_args(pretrained, nwucla_npz, tmp_path / "b", *args, "run.stop_after_epochs=1"))
+    _run(*_finetune_args(pretrained, nwucla_npz, tmp_path / "b", *args), "--resume")
+    a, b = (load_checkpoint(tmp_path / d / "last.pt") for d in "ab")
+    for part in ("model", "ema"):
+        for key, value in a[part].items():
+            assert torch.equal(value, b[part][key]), (part, key)
 
 
 def test_resume_gives_identical_weights(nwucla_npz: Path, tmp_path: Path) -> None:

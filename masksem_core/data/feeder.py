@@ -8,6 +8,7 @@ and workers do not repeat each other's crops.
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any, Literal
 
@@ -117,6 +118,12 @@ class SkeletonClips(Dataset):
         )
         self._x = None if mmap else np.asarray(x)
         del x
+
+    def subset(self, positions: np.ndarray) -> SkeletonClips:
+        """The same file and transforms, narrowed to the items at `positions` (e.g. a held-out split)."""
+        out = copy.copy(self)
+        out.indices = self.indices[np.asarray(positions, dtype=np.int64)]
+        return out
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

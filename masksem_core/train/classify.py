@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, TensorDataset
 
 from masksem_core.config import to_dict
@@ -94,11 +95,14 @@ def finish(
     )
 
 
-def _test_loader(cfg: ExperimentConfig, split: str | None = None, train_mode: bool = False) -> DataLoader:
-    ds = make_dataset(cfg, split or cfg.data.test_split, train=train_mode)
+def _eval_loader(cfg: ExperimentConfig, ds: Any) -> DataLoader:
     return DataLoader(
         ds, batch_size=max(cfg.optim.batch_size, 64), shuffle=False, num_workers=cfg.data.workers
     )
+
+
+def _test_loader(cfg: ExperimentConfig) -> DataLoader:
+    return _eval_loader(cfg, make_dataset(cfg, cfg.data.test_split, train=False))
 
 
 # ------------------------------------------------------------------------------------------- linear probe
@@ -261,18 +265,28 @@ def _finetune_once(cfg: ExperimentConfig, resume: bool) -> dict[str, Any]:
 def _train_supervised(
     env: RunEnv, model: ActionClassifier, train_ds: Any, frozen_encoder: bool, resume: bool = False
 ) -> dict[str, Any]:
-    """Epoch loop with periodic evaluation, best/last classifier checkpoints and exact resume."""
+    """Epoch loop with periodic evaluation, final and best classifier checkpoints and exact resume.
+
+    The periodic evaluation (and so best_classifier.pt) uses the held-out training clips when
+    data.val_fraction is set, else the test split; the reported top-1 and classifier.pt are always the
+    last epoch's, so no number in results.json is chosen on the test split. With optim.ema_decay the
+    weight average is what is evaluated and saved (the raw weights' score is logged beside it).
+    """
     cfg = env.cfg
+    train_ds, val_ds = _hold_out(cfg, train_ds)
     optimizer = build_optimizer(model, cfg.optim, cfg.model.depth)
     ctx = step_context(env, optimizer)
-    last, best_path = env.out / "last.pt", env.out / "classifier.pt"
+    ema = _weight_average(model, cfg.optim.ema_decay)
+    scored = ema.module if ema is not None else model  # the weights that are evaluated and saved
+    last, best_path = env.out / "last.pt", env.out / "best_classifier.pt"
     start, extra = 0, {"best_top1": -1.0}
     if resume and last.exists():
-        start, extra = resume_from(last, model, optimizer, ctx.scaler)
+        start, extra = resume_from(last, model, optimizer, ctx.scaler, ema)
         announce(env, f"resumed from {last} at epoch {start + 1}")
     ddp = wrap_ddp(model, env)
     train = EpochLoader(train_ds, cfg.optim.batch_size, True, True, cfg, env.info, env.device)
     test = _test_loader(cfg)
+    held_name, held = ("val", _eval_loader(cfg, val_ds)) if val_ds is not None else ("test", test)
     metrics: dict[str, Any] = {}
     for epoch in range(start, cfg.optim.epochs):
         if cfg.run.stop_after_epochs is not None and epoch >= cfg.run.stop_after_epochs:
@@ -282,23 +296,54 @@ def _train_supervised(
         train.set_epoch(epoch)
         if frozen_encoder:
             model.encoder.eval()
-        stats = classify_epoch(ddp, train, ctx, epoch, cfg.optim.label_smoothing)
+        stats = classify_epoch(ddp, train, ctx, epoch, cfg.optim.label_smoothing, ema)
         final = epoch + 1 == cfg.optim.epochs
         if final or (epoch + 1) % cfg.run.eval_every == 0:
-            logits, labels = predict(model, test, env.device, cfg.run.precision)
-            metrics = classification_metrics(logits, labels, model.num_classes)
-            stats["test_top1"] = metrics["top1"]
+            metrics = _score(scored, held, env, model.num_classes)
+            stats[f"{held_name}_top1"] = metrics["top1"]
+            if ema is not None:
+                stats[f"{held_name}_top1_raw"] = _score(model, held, env, model.num_classes)["top1"]
             if env.info.is_main and metrics["top1"] > extra["best_top1"]:
                 extra["best_top1"] = metrics["top1"]
-                ckpt.save_checkpoint(classifier_payload(model, train_ds, cfg, epoch, metrics), best_path)
+                ckpt.save_checkpoint(classifier_payload(scored, train_ds, cfg, epoch, metrics), best_path)
         env.logger.log(epoch + 1, {"epoch": epoch + 1, **stats})
         stopping = cfg.run.stop_after_epochs is not None and epoch + 1 >= cfg.run.stop_after_epochs
         if env.info.is_main and ((epoch + 1) % cfg.run.save_every == 0 or final or stopping):
-            ckpt.save_checkpoint(
-                train_state("classifier-train", model, optimizer, ctx.scaler, epoch, cfg, extra), last
-            )
+            state = train_state("classifier-train", model, optimizer, ctx.scaler, epoch, cfg, extra, ema)
+            ckpt.save_checkpoint(state, last)
+        if final:
+            if val_ds is not None:
+                val_top1 = metrics["top1"]
+                metrics = _score(scored, test, env, model.num_classes)
+                metrics["val_top1"] = val_top1
+            if env.info.is_main:
+                payload = classifier_payload(scored, train_ds, cfg, epoch, metrics)
+                ckpt.save_checkpoint(payload, env.out / "classifier.pt")
     metrics["best_top1"] = extra["best_top1"]
+    metrics["best_on"] = held_name
     return metrics
+
+
+def _hold_out(cfg: ExperimentConfig, train_ds: Any) -> tuple[Any, Any | None]:
+    """(clips to fit, held-out clips) of the training split: data.val_fraction of each class, run.seed."""
+    if cfg.data.val_fraction is None:
+        return train_ds, None
+    held = np.zeros(len(train_ds), dtype=bool)
+    held[select_label_fraction(train_ds.targets, cfg.data.val_fraction, cfg.run.seed)] = True
+    val_ds = make_dataset(cfg, cfg.data.train_split, train=False, label_fraction=cfg.data.label_fraction)
+    return train_ds.subset(np.flatnonzero(~held)), val_ds.subset(np.flatnonzero(held))
+
+
+def _weight_average(model: torch.nn.Module, decay: float | None) -> AveragedModel | None:
+    """torch's EMA of parameters and buffers, or None when optim.ema_decay is unset."""
+    if decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def _score(model: torch.nn.Module, loader: DataLoader, env: RunEnv, num_classes: int) -> dict[str, Any]:
+    logits, labels = predict(model, loader, env.device, env.cfg.run.precision)
+    return classification_metrics(logits, labels, num_classes)
 
 
 # ----------------------------------------------------------------------------------------------- evaluate

@@ -118,9 +118,15 @@ def pretrain_epoch(model: nn.Module, loader: Iterable, ctx: StepContext, epoch: 
 
 
 def classify_epoch(
-    model: nn.Module, loader: Iterable, ctx: StepContext, epoch: int, label_smoothing: float = 0.0
+    model: nn.Module,
+    loader: Iterable,
+    ctx: StepContext,
+    epoch: int,
+    label_smoothing: float = 0.0,
+    ema: torch.optim.swa_utils.AveragedModel | None = None,
 ) -> dict[str, float]:
-    """One supervised epoch (linear probe or fine-tune)."""
+    """One supervised epoch (linear probe or fine-tune); `ema` averages the weights after every step."""
+    core = model.module if hasattr(model, "module") else model
     model.train()
     total_loss = torch.zeros((), device=ctx.device)
     correct = torch.zeros((), device=ctx.device)
@@ -135,6 +141,8 @@ def classify_epoch(
             logits = model(clips)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
         _optimise(loss, model, ctx)
+        if ema is not None:
+            ema.update_parameters(core)
         total_loss += loss.detach() * len(labels)
         correct += (logits.argmax(1) == labels).sum()
         seen += len(labels)

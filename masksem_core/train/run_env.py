@@ -75,10 +75,16 @@ def wrap_ddp(model: nn.Module, env: RunEnv) -> nn.Module:
     return model
 
 
-def resume_from(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scaler) -> tuple[int, dict]:
-    """Restore model/optimiser/scaler from `path`; returns (next epoch, saved extra state)."""
+def resume_from(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scaler, ema: nn.Module | None = None
+) -> tuple[int, dict]:
+    """Restore model/optimiser/scaler (and weight average) from `path`; returns (next epoch, extra state)."""
     payload = ckpt.load_checkpoint(path)
     ckpt.load_state_strict(model, payload["model"], str(path))
+    if ema is not None:
+        if not payload.get("ema"):
+            raise ckpt.CheckpointError(f"{path} has no weight average (optim.ema_decay was not set there)")
+        ckpt.load_state_strict(ema, payload["ema"], f"{path} (weight average)")
     optimizer.load_state_dict(payload["optimizer"])
     if scaler is not None and payload.get("scaler"):
         scaler.load_state_dict(payload["scaler"])
@@ -93,8 +99,10 @@ def train_state(
     epoch: int,
     cfg: ExperimentConfig,
     extra: dict | None = None,
+    ema: nn.Module | None = None,
 ) -> dict[str, Any]:
     return {
+        "ema": ema.state_dict() if ema is not None else {},
         "kind": kind,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
