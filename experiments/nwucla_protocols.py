@@ -91,6 +91,7 @@ def run_row(
             "nwucla_finetune",
             *seed_args,
             *a.extra,
+            *a.finetune_extra,
             f"optim.epochs={a.finetune_epochs}",
             f"run.out_dir={row_dir / 'finetune'}",
             f"run.pretrained={pretrained}" if pretrained else "run.pretrained=null",
@@ -144,6 +145,12 @@ def main() -> int:
     )
     p.add_argument(
         "--extra", nargs="*", default=[], help="overrides for every run, e.g. data.min_crop_fraction=0.5"
+    )
+    p.add_argument(
+        "--finetune-extra",
+        nargs="*",
+        default=[],
+        help="overrides for the fine-tune runs only, e.g. optim.ema_decay=0.998",
     )
     p.add_argument(
         "--collect",

@@ -59,6 +59,7 @@ def test_overrides_are_typed() -> None:
         ("model.num_frames=63", "model.num_frames"),
         ("optim.ema_decay=1.0", "optim.ema_decay"),
         ("data.val_fraction=0", "data.val_fraction"),
+        ("data.val_names=a(b", "data.val_names"),
         ("nonsense", "key=value"),
     ],
 )

@@ -199,6 +199,26 @@ def test_held_out_clips_are_class_balanced_and_never_trained_on(nwucla_npz: Path
     assert np.array_equal(again.indices, val.indices)  # seeded
 
 
+def test_held_out_view_mimics_a_cross_view_test(nwucla_npz: Path) -> None:
+    """data.val_names: fit on NW-UCLA view 1, score on view 2, the test view 3 untouched."""
+    from masksem_core.config import ConfigError
+    from masksem_core.train.classify import _hold_out
+    from masksem_core.train.cli import load_experiment
+    from masksem_core.train.loaders import make_dataset
+
+    cfg = load_experiment("nwucla_finetune", [f"data.path={nwucla_npz}", "data.val_names=_v02$"])
+    full = make_dataset(cfg, "train", train=True)
+    fit, val = _hold_out(cfg, full)
+    assert {full.names[i][-4:] for i in fit.indices} == {"_v01"}
+    assert {full.names[i][-4:] for i in val.indices} == {"_v02"}
+    assert len(fit) + len(val) == len(full) == 1020 and len(val) == 504
+    cfg.data.val_names = "_v03$"  # the test view: no training clip has it
+    with pytest.raises(ConfigError, match=r"matches 0 of the 1020 training clips"):
+        _hold_out(cfg, full)
+    with pytest.raises(ConfigError, match="set one"):
+        load_experiment("nwucla_finetune", ["data.val_names=_v02$", "data.val_fraction=0.2"])
+
+
 def test_resume_with_weight_average_is_exact(pretrained: Path, nwucla_npz: Path, tmp_path: Path) -> None:
     args = ("optim.epochs=2", "optim.ema_decay=0.9", "run.deterministic=true", "run.save_every=1")
     _run(*_finetune_args(pretrained, nwucla_npz, tmp_path / "a", *args))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, TensorDataset
 
-from masksem_core.config import to_dict
+from masksem_core.config import ConfigError, to_dict
 from masksem_core.data.feeder import select_label_fraction
 from masksem_core.model import ActionClassifier
 from masksem_core.train import checkpoint as ckpt
@@ -325,11 +326,22 @@ def _train_supervised(
 
 
 def _hold_out(cfg: ExperimentConfig, train_ds: Any) -> tuple[Any, Any | None]:
-    """(clips to fit, held-out clips) of the training split: data.val_fraction of each class, run.seed."""
-    if cfg.data.val_fraction is None:
+    """(clips to fit, held-out clips) of the training split: data.val_fraction of each class (run.seed),
+    or the clips named like data.val_names."""
+    d = cfg.data
+    if d.val_fraction is None and d.val_names is None:
         return train_ds, None
     held = np.zeros(len(train_ds), dtype=bool)
-    held[select_label_fraction(train_ds.targets, cfg.data.val_fraction, cfg.run.seed)] = True
+    if d.val_names is not None:
+        pattern = re.compile(d.val_names)
+        held[:] = [bool(pattern.search(train_ds.names[i])) for i in train_ds.indices]
+        if held.all() or not held.any():
+            raise ConfigError(
+                f"data.val_names {d.val_names!r} matches {held.sum()} of the {len(held)} training clips "
+                f"(e.g. {train_ds.names[train_ds.indices[0]]!r}); it must hold out some, not all"
+            )
+    else:
+        held[select_label_fraction(train_ds.targets, d.val_fraction, cfg.run.seed)] = True
     val_ds = make_dataset(cfg, cfg.data.train_split, train=False, label_fraction=cfg.data.label_fraction)
     return train_ds.subset(np.flatnonzero(~held)), val_ds.subset(np.flatnonzero(held))
 

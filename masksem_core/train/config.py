@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -23,15 +24,26 @@ class DataConfig:
     label_fraction: float | None = None
     label_seed: int = 0
     # Fine-tuning recipe choice without the test split: hold out this seeded (run.seed), class-balanced
-    # fraction of the training clips; periodic evaluation and best_classifier.pt then use them, and the
-    # test split is scored once, at the end.
+    # fraction of the training clips, or the training clips whose name matches the regular expression
+    # val_names (a view or subject, to mimic a cross-view / cross-subject test: '_v02$' is NW-UCLA's view
+    # 2, 'C002' an NTU camera); periodic evaluation and best_classifier.pt then use them, and the test
+    # split is scored once, at the end.
     val_fraction: float | None = None
+    val_names: str | None = None
     workers: int = 0
     pin_memory: bool = False
 
     def validate(self) -> None:
         if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.val_names is not None:
+            if self.val_fraction is not None:
+                raise ConfigError("data.val_fraction and data.val_names both hold out clips: set one")
+            try:
+                re.compile(self.val_names)
+            except re.error as exc:
+                msg = f"data.val_names {self.val_names!r} is not a regular expression: {exc}"
+                raise ConfigError(msg) from None
 
 
 @dataclass
