@@ -60,6 +60,7 @@ def test_overrides_are_typed() -> None:
         ("optim.ema_decay=1.0", "optim.ema_decay"),
         ("data.val_fraction=0", "data.val_fraction"),
         ("data.val_names=a(b", "data.val_names"),
+        ("data.rotate_theta=-0.1", "data.rotate_theta"),
         ("nonsense", "key=value"),
     ],
 )

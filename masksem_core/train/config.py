@@ -18,6 +18,7 @@ class DataConfig:
     train_split: str = "train"
     test_split: str = "test"
     rotate: bool = True
+    rotate_theta: float = 0.3  # training rotation: each Euler angle ~ U(-theta, theta), radians
     min_crop_frames: int = 64
     min_crop_fraction: float | None = None
     stream: Literal["joint", "bone", "velocity"] = "joint"
@@ -34,6 +35,8 @@ class DataConfig:
     pin_memory: bool = False
 
     def validate(self) -> None:
+        if self.rotate_theta < 0:
+            raise ConfigError(f"data.rotate_theta must be >= 0 radians, got {self.rotate_theta}")
         if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.val_names is not None:

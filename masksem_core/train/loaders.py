@@ -47,6 +47,7 @@ def make_dataset(
         num_frames=cfg.model.num_frames,
         train=train,
         rotate=(d.rotate and train) if rotate is None else rotate,
+        rotate_theta=d.rotate_theta,
         min_crop_frames=d.min_crop_frames,
         min_crop_fraction=d.min_crop_fraction,
         label_fraction=label_fraction,
