@@ -26,7 +26,7 @@ from masksem_core.train.results import classification_metrics, plot_confusion, w
 from masksem_core.train.run_env import (
     RunEnv,
     announce,
-    resume_from,
+    resume_run,
     setup_run,
     step_context,
     train_state,
@@ -282,8 +282,7 @@ def _train_supervised(
     last, best_path = env.out / "last.pt", env.out / "best_classifier.pt"
     start, extra = 0, {"best_top1": -1.0}
     if resume and last.exists():
-        start, extra = resume_from(last, model, optimizer, ctx.scaler, ema)
-        announce(env, f"resumed from {last} at epoch {start + 1}")
+        start, extra = resume_run(env, last, model, optimizer, ctx.scaler, ema)
     ddp = wrap_ddp(model, env)
     train = EpochLoader(train_ds, cfg.optim.batch_size, True, True, cfg, env.info, env.device)
     test = _test_loader(cfg)

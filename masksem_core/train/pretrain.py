@@ -13,7 +13,7 @@ from masksem_core.train.engine import pretrain_epoch
 from masksem_core.train.loaders import EpochLoader, epoch_seed, make_dataset, seed_everything
 from masksem_core.train.optim import build_optimizer
 from masksem_core.train.results import write_json
-from masksem_core.train.run_env import announce, resume_from, setup_run, step_context, train_state, wrap_ddp
+from masksem_core.train.run_env import announce, resume_run, setup_run, step_context, train_state, wrap_ddp
 
 
 def pretrain(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
@@ -32,8 +32,7 @@ def pretrain(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
     start = 0
     last = env.out / "last.pt"
     if resume and last.exists():
-        start, _ = resume_from(last, model, optimizer, ctx.scaler)
-        announce(env, f"resumed from {last} at epoch {start + 1}")
+        start, _ = resume_run(env, last, model, optimizer, ctx.scaler)
     ddp = wrap_ddp(model, env)
     train = EpochLoader(
         make_dataset(cfg, cfg.data.train_split, train=True),

@@ -115,6 +115,23 @@ class RunLogger:
                 if isinstance(v, (int, float)):
                     self.tb.add_scalar(k, v, step)
 
+    def forget_after(self, step: int) -> int:
+        """Drop the rows logged after `step` (a resumed run redoes those epochs); returns how many."""
+        if not self.enabled or not self.csv_path.exists():
+            return 0
+        with self.csv_path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        if not rows:
+            return 0
+        keep = [r for r in rows[1:] if not r or not r[0].isdigit() or int(r[0]) <= step]
+        dropped = len(rows) - 1 - len(keep)
+        if dropped:
+            tmp = self.csv_path.with_name(self.csv_path.name + ".tmp")
+            with tmp.open("w", newline="") as f:
+                csv.writer(f).writerows([rows[0], *keep])
+            os.replace(tmp, self.csv_path)
+        return dropped
+
     def _widen(self, new: list[str]) -> None:
         """Rewrite the CSV (atomically) with extra columns; earlier rows get empty cells there."""
         assert self.fields is not None

@@ -91,6 +91,16 @@ def resume_from(
     return int(payload["epoch"]) + 1, payload.get("extra", {})
 
 
+def resume_run(
+    env: RunEnv, path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scaler, ema=None
+) -> tuple[int, dict]:
+    """resume_from + the announcement + log.csv without the rows of epochs that will be redone."""
+    start, extra = resume_from(path, model, optimizer, scaler, ema)
+    announce(env, f"resumed from {path} at epoch {start + 1}")
+    env.logger.forget_after(start)
+    return start, extra
+
+
 def train_state(
     kind: str,
     model: nn.Module,
