@@ -133,9 +133,10 @@ def test_finetune_and_evaluate_agree(pretrained: Path, nwucla_npz: Path, tmp_pat
         "optim.warmup_epochs=0",
         "run.max_steps_per_epoch=10",
         "run.eval_every=2",
+        "optim.ema_decay=null",  # the plain weights: 20 steps barely move a 0.998 average off its start
     )
     res = json.loads((ft / "results.json").read_text())
-    assert res["top1"] > 10.0
+    assert res["top1"] > 10.0, res["top1"]  # chance 10%
     ev = tmp_path / "ev"
     _run(
         "evaluate",
