@@ -269,9 +269,10 @@ def _train_supervised(
     """Epoch loop with periodic evaluation, final and best classifier checkpoints and exact resume.
 
     The periodic evaluation (and so best_classifier.pt) uses the held-out training clips when
-    data.val_fraction is set, else the test split; the reported top-1 and classifier.pt are always the
-    last epoch's, so no number in results.json is chosen on the test split. With optim.ema_decay the
-    weight average is what is evaluated and saved (the raw weights' score is logged beside it).
+    data.val_fraction or data.val_names is set, else the test split; the reported top-1 and
+    classifier.pt are always the last epoch's, so no number in results.json is chosen on the test
+    split. With optim.ema_decay the weight average is what is evaluated and saved (the raw weights'
+    score is logged beside it).
     """
     cfg = env.cfg
     train_ds, val_ds = _hold_out(cfg, train_ds)
@@ -363,8 +364,7 @@ def evaluate(cfg: ExperimentConfig, checkpoint: str) -> dict[str, Any]:
     model, meta = ckpt.load_classifier(checkpoint)
     model.to(env.device)
     loader = _test_loader(cfg)
-    logits, labels = predict(model, loader, env.device, cfg.run.precision)
-    metrics = classification_metrics(logits, labels, model.num_classes)
+    metrics = _score(model, loader, env, model.num_classes)
     finish(
         env,
         "evaluate",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -119,31 +119,31 @@ class RunLogger:
         """Drop the rows logged after `step` (a resumed run redoes those epochs); returns how many."""
         if not self.enabled or not self.csv_path.exists():
             return 0
-        with self.csv_path.open(newline="") as f:
-            rows = list(csv.reader(f))
+        rows = self._read()
         if not rows:
             return 0
         keep = [r for r in rows[1:] if not r or not r[0].isdigit() or int(r[0]) <= step]
         dropped = len(rows) - 1 - len(keep)
         if dropped:
-            tmp = self.csv_path.with_name(self.csv_path.name + ".tmp")
-            with tmp.open("w", newline="") as f:
-                csv.writer(f).writerows([rows[0], *keep])
-            os.replace(tmp, self.csv_path)
+            self._rewrite([rows[0], *keep])
         return dropped
 
     def _widen(self, new: list[str]) -> None:
-        """Rewrite the CSV (atomically) with extra columns; earlier rows get empty cells there."""
+        """Rewrite the CSV with extra columns; earlier rows get empty cells there."""
         assert self.fields is not None
-        with self.csv_path.open(newline="") as f:
-            rows = list(csv.reader(f))[1:]
+        rows = self._read()[1:]
         self.fields = self.fields + new
-        tmp = self.csv_path.with_name(self.csv_path.name + ".tmp")
-        with tmp.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(self.fields)
-            writer.writerows(r + [""] * (len(self.fields) - len(r)) for r in rows)
-        os.replace(tmp, self.csv_path)
+        self._rewrite([self.fields, *(r + [""] * (len(self.fields) - len(r)) for r in rows)])
+
+    def _read(self) -> list[list[str]]:
+        with self.csv_path.open(newline="") as f:
+            return list(csv.reader(f))
+
+    def _rewrite(self, rows: list[list[str]]) -> None:
+        """Replace the CSV atomically (header first): a kill mid-write leaves the old file."""
+        text = io.StringIO(newline="")
+        csv.writer(text).writerows(rows)
+        atomic_write_bytes(self.csv_path, text.getvalue().encode())
 
     def close(self) -> None:
         if self.tb is not None:
