@@ -12,11 +12,11 @@ from setuptools.command.build_py import build_py
 
 
 class BuildPyWithMessages(build_py):
-    """Ship the root msg/*.msg (which ROS needs at the package root) inside masksem_ros/msg_defs/."""
+    """Ship the root msg/*.msg (which ROS needs at the package root) inside masksem_core/rosmsg/msg_defs/."""
 
     def run(self) -> None:
         super().run()
-        target = Path(self.build_lib) / "masksem_ros" / "msg_defs"
+        target = Path(self.build_lib) / "masksem_core" / "rosmsg" / "msg_defs"
         target.mkdir(parents=True, exist_ok=True)
         for msg in sorted(Path(__file__).parent.joinpath("msg").glob("*.msg")):
             shutil.copy2(msg, target / msg.name)

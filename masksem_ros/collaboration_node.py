@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from masksem_core.rosmsg.messages import msg_to_action, stamp_to_sec
 from masksem_ros.collaboration import Behaviour, CollaborationStateMachine, CollaborationTable
-from masksem_ros.messages import msg_to_action, stamp_to_sec
 
 try:
     from rclpy.node import Node

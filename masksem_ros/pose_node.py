@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from masksem_core.layouts import MEDIAPIPE33
-from masksem_ros.messages import make_header, numpy_to_skeleton, stamp_to_sec
+from masksem_core.rosmsg.messages import make_header, numpy_to_skeleton, stamp_to_sec
 from masksem_ros.pose import (
     PoseEstimator,
     PoseUnavailable,

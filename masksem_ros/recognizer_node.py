@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from masksem_ros.messages import actions_to_array_msg, skeleton_array_to_numpy
-from masksem_ros.pointcloud import pointcloud_to_numpy
+from masksem_core.rosmsg.messages import actions_to_array_msg, skeleton_array_to_numpy
+from masksem_core.rosmsg.pointcloud import pointcloud_to_numpy
 from masksem_ros.recognition import RecognitionPipeline, make_settings
 
 try:

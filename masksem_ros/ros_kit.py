@@ -9,8 +9,8 @@ import array
 from collections.abc import Callable
 from typing import Any
 
+from masksem_core.rosmsg.messages import MsgKit, float_array_rclpy
 from masksem_ros.diagnostics import StatusReport
-from masksem_ros.messages import MsgKit, float_array_rclpy
 
 
 def rclpy_kit() -> MsgKit:

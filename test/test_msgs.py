@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from masksem_ros import bag_io
-from masksem_ros.messages import (
+from masksem_core.rosmsg import bag_io
+from masksem_core.rosmsg.messages import (
     ACTION_ARRAY_TYPE,
     MSG_NAMES,
     SKELETON_ARRAY_TYPE,
@@ -27,7 +27,7 @@ from masksem_ros.messages import (
     skeleton_array_to_numpy,
     stamp_to_sec,
 )
-from masksem_ros.pointcloud import numpy_to_pointcloud, pointcloud_to_numpy
+from masksem_core.rosmsg.pointcloud import numpy_to_pointcloud, pointcloud_to_numpy
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

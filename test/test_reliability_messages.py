@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 pytest.importorskip("rosbags")
 from rosbags.serde import SerdeError
 
-from masksem_ros.messages import (
+from masksem_core.rosmsg.messages import (
     SKELETON_ARRAY_TYPE,
     get_typestore,
     make_header,
@@ -23,7 +23,7 @@ from masksem_ros.messages import (
     rosbags_kit,
     skeleton_array_to_numpy,
 )
-from masksem_ros.pointcloud import numpy_to_pointcloud, pointcloud_to_numpy
+from masksem_core.rosmsg.pointcloud import numpy_to_pointcloud, pointcloud_to_numpy
 
 FUZZ = settings(max_examples=80, deadline=None)
 KIT = rosbags_kit()

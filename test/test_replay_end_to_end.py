@@ -76,7 +76,7 @@ def _write_csv(path: Path, intervals: list[ground_truth.Interval]) -> Path:
 
 
 def _label_topic(events):
-    from masksem_ros.messages import get_typestore
+    from masksem_core.rosmsg.messages import get_typestore
 
     string = get_typestore().types["std_msgs/msg/String"]
     return {"/labels": ("std_msgs/msg/String", [(t, string(data=d)) for t, d in events])}
@@ -94,7 +94,7 @@ def _replay(bag: Path, bundle: Path, out: Path, *extra: str) -> tuple[int, dict]
 
 def _check_output_bag(out_bag: Path, in_bag: Path, report: dict) -> list:
     """Input copied unchanged, actions present, every action stamped with an input stamp of its person."""
-    from masksem_ros import bag_io
+    from masksem_core.rosmsg import bag_io
 
     topics = bag_io.bag_topics(out_bag)
     assert topics[report["topic"]] == bag_io.bag_topics(in_bag)[report["topic"]]
@@ -114,7 +114,7 @@ def _check_output_bag(out_bag: Path, in_bag: Path, report: dict) -> list:
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_replay_single_clips(tmp_path: Path, bundle: Path, storage: str):
-    from masksem_ros import bag_io
+    from masksem_core.rosmsg import bag_io
 
     for name in ("a01_s01_e00_v01", "a08_s02_e01_v02"):
         label, sk = _clip(name)
@@ -151,7 +151,7 @@ def test_replay_single_clips(tmp_path: Path, bundle: Path, storage: str):
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_replay_continuous_sequence_csv_and_label_topic(tmp_path: Path, bundle: Path, storage: str):
-    from masksem_ros import bag_io
+    from masksem_core.rosmsg import bag_io
 
     names = ["a01_s01_e00_v01", "a05_s01_e00_v01", "a12_s01_e00_v01"]
     frames, intervals, events = _sequence(names, person="3", bystander="9")
@@ -185,7 +185,7 @@ def test_replay_continuous_sequence_csv_and_label_topic(tmp_path: Path, bundle: 
 
 
 def test_pointcloud_input_gives_the_same_recognitions(tmp_path: Path, bundle: Path):
-    from masksem_ros import bag_io
+    from masksem_core.rosmsg import bag_io
 
     frames, intervals, _ = _sequence(["a02_s03_e00_v01", "a09_s03_e00_v01"])
     a = bag_io.write_skeleton_bag(tmp_path / "sk", frames, "kinect_v1_20")
@@ -223,7 +223,7 @@ class OracleRecognizer:
 
 
 def test_oracle_on_bag_time_scores_perfectly(tmp_path: Path):
-    from masksem_ros import bag_io
+    from masksem_core.rosmsg import bag_io
 
     frames, intervals, _ = _sequence(["a03_s01_e00_v01", "a06_s01_e00_v01"], person="7")
     bag = bag_io.write_skeleton_bag(tmp_path / "seq", frames, "kinect_v1_20", storage="sqlite3")
@@ -245,7 +245,7 @@ def test_oracle_on_bag_time_scores_perfectly(tmp_path: Path):
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_damaged_bag_reports_what_was_read(tmp_path: Path, bundle: Path, storage: str, capsys):
-    from masksem_ros import bag_io
+    from masksem_core.rosmsg import bag_io
 
     label, sk = _clip("a12_s01_e00_v01")
     # mcap: 2 min, 2.2 MB, as rosbags writes 1 MiB chunks and 60% of the file must hold a whole one
@@ -276,7 +276,7 @@ def test_damaged_bag_reports_what_was_read(tmp_path: Path, bundle: Path, storage
 
 
 def test_clear_errors(tmp_path: Path, bundle: Path, capsys):
-    from masksem_ros import bag_io
+    from masksem_core.rosmsg import bag_io
 
     frames, _, events = _sequence(["a01_s01_e00_v01"])
     bag = bag_io.write_skeleton_bag(tmp_path / "b", frames, "kinect_v1_20", extra_topics=_label_topic(events))

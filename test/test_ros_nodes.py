@@ -31,7 +31,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float32, String  # noqa: E402
 
-from masksem_ros.messages import (  # noqa: E402
+from masksem_core.rosmsg.messages import (  # noqa: E402
     numpy_to_skeleton_array,
     sec_to_stamp,
     stamp_to_sec,
@@ -171,7 +171,7 @@ def test_recognizer_node_pointcloud_input(probe, bundle):
     from sensor_msgs.msg import PointCloud2, PointField
     from std_msgs.msg import Header
 
-    from masksem_ros.pointcloud import pointcloud_to_numpy
+    from masksem_core.rosmsg.pointcloud import pointcloud_to_numpy
 
     node_p, ex = probe
     topic = "/t_rec_pc"
@@ -361,7 +361,7 @@ def test_rclpy_and_rosbags_serialise_identical_cdr():
     """The converters build the same message through both kits; rclpy's bytes equal rosbags' bytes."""
     from rclpy.serialization import deserialize_message, serialize_message
 
-    from masksem_ros.messages import (
+    from masksem_core.rosmsg.messages import (
         ACTION_ARRAY_TYPE,
         SKELETON_ARRAY_TYPE,
         actions_to_array_msg,

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from conftest import make_tiny_bundle
 
-from masksem_ros.diagnostics import ERROR, OK, STALE, WARN, LatencyStats, RateMeter, recognizer_status
-from masksem_ros.messages import (
+from masksem_core.rosmsg.messages import (
     ACTION_ARRAY_TYPE,
     actions_to_array_msg,
     array_msg_to_actions,
@@ -21,6 +20,7 @@ from masksem_ros.messages import (
     rosbags_kit,
     skeleton_array_to_numpy,
 )
+from masksem_ros.diagnostics import ERROR, OK, STALE, WARN, LatencyStats, RateMeter, recognizer_status
 from masksem_ros.recognition import RecognitionPipeline, make_settings
 
 NWUCLA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nw-ucla" / "all_sqe"

@@ -141,7 +141,8 @@ def test_ground_truth_files_round_trip(tmp_path, clean):
 
 def test_bag_round_trip(tmp_path):
     bag_io = pytest.importorskip(
-        "masksem_ros.bag_io", reason="masksem_ros is not importable here (editable install older than it?)"
+        "masksem_core.rosmsg.bag_io",
+        reason="rosbags is not importable here",
     )
     from masksem_core.replay.ground_truth import read_label_topic
     from masksem_core.synthetic import write_recording_bag

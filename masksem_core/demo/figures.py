@@ -218,7 +218,7 @@ def plot_masks(path: str | Path, ex: ClipMasks, layout: SkeletonLayout, frames: 
 # ------------------------------------------------------------------------------------------ recording
 def recognitions(actions_bag: Path) -> list[Any]:
     """Every recognised action (ActionRecord) the replay wrote to its output bag."""
-    from masksem_ros.bag_io import iter_action_frames
+    from masksem_core.rosmsg.bag_io import iter_action_frames
 
     return [r for _, rs in iter_action_frames(actions_bag) for r in rs]
 
@@ -229,7 +229,7 @@ def replay_frames(
     """Per-frame truth and recognised labels of a replay, rebuilt from its bags and truth CSV with the
     replay's own metric code (so the picture shows exactly what report.json scored)."""
     from masksem_core.replay import ground_truth, metrics
-    from masksem_ros.bag_io import iter_skeleton_frames
+    from masksem_core.rosmsg.bag_io import iter_skeleton_frames
 
     stamps, persons = [], []
     for frame in iter_skeleton_frames(bag):

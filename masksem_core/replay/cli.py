@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         from masksem_core.replay import engine, ground_truth, metrics, report
         from masksem_core.runtime.bundle import load_bundle
         from masksem_core.runtime.recognizer import StreamingRecognizer
-    except ImportError as exc:  # e.g. masksem_ros not installed next to masksem_core
+    except ImportError as exc:  # e.g. rosbags missing from a hand-made install
         print(f"masksem replay: cannot import {exc.name or exc}: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from masksem_core.replay.salvage import read_messages
-from masksem_ros import bag_io
-from masksem_ros.messages import POINTCLOUD2_TYPE, SKELETON_ARRAY_TYPE, skeleton_array_to_numpy
-from masksem_ros.pointcloud import pointcloud_to_numpy
+from masksem_core.rosmsg import bag_io
+from masksem_core.rosmsg.messages import POINTCLOUD2_TYPE, SKELETON_ARRAY_TYPE, skeleton_array_to_numpy
+from masksem_core.rosmsg.pointcloud import pointcloud_to_numpy
 
 SKELETON_TYPES = (SKELETON_ARRAY_TYPE, POINTCLOUD2_TYPE)
 

@@ -120,7 +120,7 @@ def read_label_topic(bag: str | Path, topic: str) -> tuple[list[Interval], str |
     A corrupt or truncated bag still yields the intervals of the messages read before the damage.
     """
     from masksem_core.replay.salvage import read_messages
-    from masksem_ros.bag_io import BagReadError
+    from masksem_core.rosmsg.bag_io import BagReadError
 
     events: list[tuple[float, str]] = []
     error: str | None = None

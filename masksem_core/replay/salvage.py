@@ -133,12 +133,12 @@ def read_messages(
 ) -> Iterator[tuple[str, float, Any]]:
     """Yield `(topic, bag_time_s, message)` of `topics` (all when None) whose type is in `msgtypes`.
 
-    Read errors raise `masksem_ros.bag_io.BagReadError` after everything readable has been yielded; when
+    Read errors raise `bag_io.BagReadError` after everything readable has been yielded; when
     the bag cannot be opened, its MCAP / sqlite3 files are scanned instead and the error says so.
     With `topics` None only the first topic of an accepted type is read (a bag's skeleton stream).
     """
-    from masksem_ros import bag_io
-    from masksem_ros.messages import get_typestore
+    from masksem_core.rosmsg import bag_io
+    from masksem_core.rosmsg.messages import get_typestore
 
     bag = Path(bag)
     accept = set(msgtypes) if msgtypes is not None else None

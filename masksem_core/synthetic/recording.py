@@ -201,8 +201,8 @@ def write_recording_bag(
 ) -> Path:
     """Store the recording as a rosbag2 bag of Skeleton3DArray messages (plus, unless `label_topic` is
     None, the ground truth as `std_msgs/String` "person_id:label" events, which `masksem replay` reads)."""
-    from masksem_ros.bag_io import write_skeleton_bag
-    from masksem_ros.messages import get_typestore
+    from masksem_core.rosmsg.bag_io import write_skeleton_bag
+    from masksem_core.rosmsg.messages import get_typestore
 
     extra = None
     if label_topic:

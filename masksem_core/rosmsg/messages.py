@@ -30,11 +30,11 @@ Person = tuple[np.ndarray, np.ndarray]  # joints (V, 3) float32, confidence (V,)
 def msg_dir() -> Path:
     """Directory holding the `.msg` files, wherever this package was installed from.
 
-    Looked up in order: `masksem_ros/msg_defs/` (non-editable pip install and colcon install), the
-    repository's `msg/` (source checkout, editable install), `share/masksem_ros/msg` of an ament prefix.
+    Looked up in order: `masksem_core/rosmsg/msg_defs/` (non-editable pip install and colcon install),
+    the repository's `msg/` (source checkout, editable install), `share/masksem_ros/msg` of an ament prefix.
     """
     here = Path(__file__).resolve().parent
-    candidates = [here / "msg_defs", here.parent / "msg"]
+    candidates = [here / "msg_defs", here.parent.parent / "msg"]
     for prefix in filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)):
         candidates.append(Path(prefix) / "share" / PACKAGE / "msg")
     for cand in candidates:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from masksem_ros.messages import (
+from masksem_core.rosmsg.messages import (
     ACTION_ARRAY_TYPE,
     POINTCLOUD2_TYPE,
     SKELETON_ARRAY_TYPE,
@@ -29,7 +29,7 @@ from masksem_ros.messages import (
     rosbags_kit,
     skeleton_array_to_numpy,
 )
-from masksem_ros.pointcloud import numpy_to_pointcloud, pointcloud_to_numpy
+from masksem_core.rosmsg.pointcloud import numpy_to_pointcloud, pointcloud_to_numpy
 
 log = logging.getLogger(__name__)
 

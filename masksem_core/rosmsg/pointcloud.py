@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from masksem_core.layouts import LAYOUTS, get_layout
-from masksem_ros.messages import MsgKit, Person, make_header, stamp_to_sec
+from masksem_core.rosmsg.messages import MsgKit, Person, make_header, stamp_to_sec
 
 # sensor_msgs/PointField datatype constants -> numpy type
 _DATATYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
