@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("masksem_core.train.cli", "evaluate a trained classifier checkpoint"),
     "export": ("masksem_core.runtime.export_cli", "write a model bundle / TorchScript / ONNX"),
     "replay": ("masksem_core.replay.cli", "replay a rosbag2 recording through the recogniser"),
+    "stitch": ("masksem_core.replay.stitch_cli", "a continuous recording (bag + truth) from prepared clips"),
     "demo": ("masksem_core.demo.cli", "the whole product on built-in data, with a report"),
 }
 
