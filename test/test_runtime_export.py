@@ -172,6 +172,9 @@ def test_cli_refuses_bad_checkpoints_with_a_clear_message(tmp_path, capsys):
     assert "--fps" in capsys.readouterr().err
     assert masksem(["export", "--checkpoint", str(no_fps), "--out", str(tmp_path / "x"), "--fps", "20"]) == 0
     assert load_bundle(tmp_path / "x").fps == 20.0
+    unknown = write_checkpoint(tmp_path / "nullfps.pt", model, data={"clip_length": 32, "fps": None})
+    assert masksem(["export", "--checkpoint", str(unknown), "--out", str(tmp_path / "y")]) == 2
+    assert "--fps" in capsys.readouterr().err and not (tmp_path / "y").exists()
 
     pre = write_checkpoint(tmp_path / "pre.pt", model, kind="pretrain")
     assert masksem(["export", "--checkpoint", str(pre), "--out", str(tmp_path / "y")]) == 2

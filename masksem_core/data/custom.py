@@ -96,8 +96,14 @@ def prepare_custom(
     max_persons: int = 2,
     num_classes: int | None = None,
     progress: bool | None = None,
+    fps: float | None = None,
 ) -> PrepareReport:
-    """Prepare a directory in the custom format into `<name>.npz` + sidecar."""
+    """Prepare a directory in the custom format into `<name>.npz` + sidecar.
+
+    `fps` is the recordings' frame rate, stored in the sidecar; None (unknown) is stored as null with a
+    warning, and `masksem export` / `masksem stitch` then ask for `--fps` instead of guessing."""
+    if fps is not None and not fps > 0:
+        raise ValueError(f"--fps must be > 0, got {fps}")
     raw = Path(raw)
     rows, names = read_labels_csv(raw / "labels.csv")
     lay = get_layout(layout)
@@ -133,7 +139,12 @@ def prepare_custom(
             "layout": lay.name,
             "labels": label_names,
             "centre": f"{lay.joint_names[lay.centre_joint]} of person 1 in its first non-zero frame",
+            "fps": float(fps) if fps is not None else None,
         }
+        if fps is None:
+            report.warnings.append(
+                f"{name}: frame rate unknown (no --fps): the sidecar's fps is null; export will ask for --fps"
+            )
         write_splits(Path(out), store, {name: (train, test)}, k, common, report)
     finally:
         store.close()

@@ -103,7 +103,9 @@ class SkeletonClips(Dataset):
             self.num_persons = int(meta["num_persons"])
             self.labels: list[str] = list(meta.get("labels") or [])
             self.names: list[str] = list(meta[split]["names"])
+            self.fps: float | None = float(meta["fps"]) if meta.get("fps") else None  # frames per second
         else:
+            self.fps = None
             self.layout, self.num_persons = _layout_from_width(width, self.path)
             self.labels, self.names = [], [f"{split}_{i}" for i in range(len(x))]
         if width != self.num_persons * self.layout.num_joints * 3:

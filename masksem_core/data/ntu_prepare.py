@@ -63,6 +63,10 @@ def list_ntu_files(raw: Path, version: str, report: PrepareReport) -> list[str]:
     return out
 
 
+# Kinect v2, "about 30 frames per second" (the data set's authors: github.com/shahroudy/NTURGB-D issue #59).
+FPS = 30.0
+
+
 def prepare_ntu(
     raw: Path, out: Path, version: str, workers: int = 1, max_frames: int = 300, progress: bool | None = None
 ) -> PrepareReport:
@@ -86,6 +90,7 @@ def prepare_ntu(
             "layout": NTU25.name,
             "labels": action_names()[:num_classes],
             "centre": f"{centre} of actor 1 in its first non-zero frame",
+            "fps": FPS,
         }
         write_splits(Path(out), store, splits, num_classes, common, report)
     finally:

@@ -31,6 +31,13 @@ LABELS = (
     "carry",
 )
 TRAIN_VIEWS, TEST_VIEWS = (1, 2), (3,)
+# Frame rate: no source states it (not the CVPR 2014 paper, Wang et al., "Cross-view action modeling,
+# learning and recognition", nor its dataset page or the CTR-GCN copy); Kinect v1 streams up to 30 Hz, but
+# the clips' own motion says about half that: "walk around" advances 8-9.5 frames a step with 0.66 m
+# steps, i.e. 3.2-3.8 steps/s and 2.1 m/s at 30 fps (a run) but 1.6-1.9 steps/s and 1.06 m/s at 15 fps (a
+# normal walk); "stand up" takes a median 21 frames (0.7 s at 30 fps, 1.4 s at 15). Chosen: 15 fps.
+# docs/data.md ("Frame rates") has the measurement.
+FPS = 15.0
 
 
 def nwucla_clip(path: str) -> list[Clip]:
@@ -87,6 +94,7 @@ def prepare_nwucla(
             "layout": KINECT_V1_20.name,
             "labels": list(LABELS),
             "centre": "spine of the person in its first non-zero frame",
+            "fps": FPS,
         }
         write_splits(Path(out), store, {"NW-UCLA": (train, test)}, len(LABELS), common, report)
     finally:

@@ -25,6 +25,7 @@ from masksem_core.layouts import NTU25
 
 NUM_CLASSES = 51
 VALUES_PER_FRAME = 150
+FPS = 30.0  # "captured via the Kinect v2 sensor" (github.com/ECHO960/PKU-MMD README), which streams 30 Hz
 SPLIT_FILES = {"CS": re.compile(r"cross[-_ ]?sub", re.I), "CV": re.compile(r"cross[-_ ]?view", re.I)}
 
 
@@ -192,6 +193,7 @@ def prepare_pku(
             "layout": NTU25.name,
             "labels": [f"pku_action_{i:02d}" for i in range(1, NUM_CLASSES + 1)],
             "centre": "spine_mid of actor 1 in its first non-zero frame (per clip)",
+            "fps": FPS,
         }
         write_splits(Path(out), store, splits, NUM_CLASSES, common, report)
     finally:

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--num-classes", type=int, default=None, help="custom: classes when labels are integers"
     )
+    parser.add_argument(
+        "--fps", type=float, default=None, help="custom: frame rate of the recordings (stored in the sidecar)"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when any file was bad")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -60,6 +63,7 @@ def _prepare(args: argparse.Namespace) -> PrepareReport:
         name=args.name,
         max_persons=args.num_persons,
         num_classes=args.num_classes,
+        fps=args.fps,
         **common,
     )
 

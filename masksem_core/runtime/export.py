@@ -174,12 +174,14 @@ def export(
     """Write a bundle directory or archive at `out`; `fmt` torchscript/onnx adds that model file to it
     (onnx-int8: the fp32 ONNX model and its int8 dynamically quantised copy)."""
     data = meta.get("data") or {}
-    fps = fps or data.get("fps")
+    fps = fps or data.get("fps")  # never guessed: a wrong rate replays every action at the wrong speed
     if not fps:
         raise BundleError(
-            "the checkpoint's data.fps is missing: pass --fps (the frame rate the model was "
-            "trained at, e.g. 30 for NTU)"
+            "the checkpoint's data.fps is missing (its training data's sidecar has no 'fps'): pass --fps, "
+            "the frame rate of the training data (30 for NTU RGB+D and PKU-MMD, 15 for NW-UCLA: docs/data.md)"
         )
+    if not float(fps) > 0:
+        raise BundleError(f"fps must be > 0, got {fps}")
     norm = meta.get("normalisation") or (
         {"centre_joint": int(data["centre_joint"])} if "centre_joint" in data else None
     )

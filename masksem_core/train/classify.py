@@ -62,7 +62,7 @@ def classifier_payload(
         "config": to_dict(cfg),
         "data": {
             "clip_length": cfg.model.num_frames,
-            "fps": float(getattr(dataset, "fps", 30.0) or 30.0),
+            "fps": getattr(dataset, "fps", None),  # None (unknown): `masksem export` asks for --fps
             "centre_joint": layout.centre_joint,
         },
         "metrics": {k: v for k, v in metrics.items() if k in ("top1", "top5", "knn_top1")},
