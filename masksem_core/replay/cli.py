@@ -31,20 +31,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--layout", help="joint layout of PointCloud2 input when not inferable")
     parser.add_argument("--out", type=Path, help="output directory (default: BAG.replay next to the bag)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output bag")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the replay already in --out (else refused)"
+    )
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="output bag storage")
     parser.add_argument("--no-bag", action="store_true", help="do not write the output bag")
     parser.add_argument("--no-plots", action="store_true", help="do not draw the timeline/latency plots")
-    rec = parser.add_argument_group("recogniser")
-    rec.add_argument(
-        "--stride", type=int, default=None, help="frames between windows (default: recogniser's)"
+    rec = parser.add_argument_group(
+        "recogniser (default: the settings stored in the bundle, i.e. what the robot runs; these override)"
     )
-    rec.add_argument("--score-threshold", type=float, default=None)
+    rec.add_argument("--window", type=int, default=None, help="frames per window at the bundle's fps")
+    rec.add_argument("--stride", type=int, default=None, help="frames between windows")
+    rec.add_argument(
+        "--threshold",
+        "--score-threshold",
+        dest="threshold",
+        type=float,
+        default=None,
+        help="score below which a window is reported as unknown",
+    )
     rec.add_argument("--smoothing", choices=("none", "ema", "majority"), default=None)
+    rec.add_argument("--smoothing-alpha", type=float, default=None, help="ema weight of the newest window")
+    rec.add_argument("--smoothing-window", type=int, default=None, help="windows a majority vote spans")
     rec.add_argument("--max-persons", type=int, default=None)
     rec.add_argument("--track-timeout", type=float, default=None, help="seconds")
-    rec.add_argument("--device", default="cpu")
-    rec.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    rec.add_argument("--device", default=None, help="torch device (default cpu)")
+    rec.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None)
     rec.add_argument(
         "--threads",
         type=int,
@@ -59,24 +71,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds a recognition labels later frames (default: the bundle's window length)",
     )
     ev.add_argument("--iou", type=float, default=0.5, help="segment IoU threshold")
+    ev.add_argument(
+        "--no-oracle",
+        action="store_true",
+        help="skip the oracle baseline (the bundle classifying each truth interval cut exactly)",
+    )
     ev.add_argument("--progress", action="store_true", help="show a progress bar")
 
 
-def _settings(args: argparse.Namespace):
+OVERRIDES = (  # flag -> RecognizerSettings field
+    ("window", "window_frames"),
+    ("stride", "stride_frames"),
+    ("threshold", "score_threshold"),
+    ("smoothing", "smoothing"),
+    ("smoothing_alpha", "smoothing_alpha"),
+    ("smoothing_window", "smoothing_window"),
+    ("max_persons", "max_persons"),
+    ("track_timeout", "track_timeout_s"),
+    ("device", "device"),
+    ("precision", "precision"),
+)
+OUTPUTS = ("report.json", "bag", "timeline.png", "latency.png")
+
+
+def _settings(args: argparse.Namespace, bundle):
+    """What the robot runs (the bundle's settings, interface 3), then the flags given; and the flags."""
     from masksem_core.runtime.recognizer import RecognizerSettings
 
-    s = RecognizerSettings(device=args.device, precision=args.precision)
-    for arg, name in (
-        ("stride", "stride_frames"),
-        ("score_threshold", "score_threshold"),
-        ("smoothing", "smoothing"),
-        ("max_persons", "max_persons"),
-        ("track_timeout", "track_timeout_s"),
-    ):
-        if getattr(args, arg) is not None:
-            setattr(s, name, getattr(args, arg))
-    s.validate()
-    return s
+    overrides = {name: getattr(args, arg) for arg, name in OVERRIDES if getattr(args, arg) is not None}
+    return RecognizerSettings.from_bundle(bundle, **overrides), overrides
+
+
+def _existing_outputs(out: Path) -> list[str]:
+    return [name for name in OUTPUTS if (out / name).exists()]
+
+
+def _oracle(bundle, result, intervals, args: argparse.Namespace, frames) -> dict:
+    """baselines.oracle_*: the bundle on every truth interval cut exactly (see replay/oracle.py)."""
+    from masksem_core.replay import ground_truth, metrics, oracle
+
+    try:
+        tracks = oracle.read_tracks(result.bag, result.topic or None, args.layout, bundle.layout.name)
+        answers = np.empty(len(intervals), dtype=object)
+        answers[:] = oracle.classify_intervals(bundle, tracks, intervals)
+        _, t_idx = metrics.truth_frames(frames.stamps, frames.persons, *ground_truth.as_arrays(intervals))
+        return metrics.oracle_scores(frames.persons, frames.truth, t_idx, answers, args.iou)
+    except Exception as exc:  # a baseline must not cost the replay its report
+        return {"oracle_error": f"{type(exc).__name__}: {exc}"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,13 +135,21 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     bag = Path(args.bag)
     out = Path(args.out) if args.out else bag.parent / f"{bag.name}.replay"
+    existing = _existing_outputs(out)
+    if existing and not args.overwrite:
+        print(
+            f"masksem replay: {out} already holds a replay ({', '.join(existing)}); "
+            "pass --overwrite to replace it, or choose another --out",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         if args.threads is not None:
             import torch
 
             torch.set_num_threads(max(1, args.threads))
         bundle = load_bundle(args.bundle)
-        settings = _settings(args)
+        settings, overrides = _settings(args, bundle)
         intervals = ground_truth.read_intervals_csv(args.labels) if args.labels else None
         recognizer = StreamingRecognizer(bundle, settings)
         result = engine.replay_bag(
@@ -117,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         except ground_truth.GroundTruthError as exc:
             print(f"masksem replay: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    window_s = bundle.window_frames / bundle.fps
+    window_s = (settings.window_frames or bundle.window_frames) / bundle.fps
     max_age = args.max_age if args.max_age is not None else window_s
     rec_arrays = result.recognition_arrays()
     stamps = result.frame_stamps
@@ -127,6 +176,12 @@ def run(args: argparse.Namespace) -> int:
         "bundle": str(args.bundle),
         "labels": bundle.labels,
         "settings": asdict(settings),
+        "settings_source": {
+            "bundle": dict(bundle.meta.get("recognizer") or {}),
+            "overrides": overrides,
+            "window_frames": settings.window_frames or bundle.window_frames,
+            "fps": bundle.fps,
+        },
         "messages": result.messages,
         "frames_read": int(stamps.size),
         "persons": len(set(result.frame_persons.tolist())),
@@ -160,13 +215,18 @@ def run(args: argparse.Namespace) -> int:
             max_age_s=max_age,
             iou_threshold=args.iou,
             grace_s=window_s,
+            spans=result.recognition_spans(),
         )
+        doc["baselines"] = metrics.background_baseline(frames.truth)
+        if not args.no_oracle:
+            doc["baselines"].update(_oracle(bundle, result, intervals, args, frames))
     out.mkdir(parents=True, exist_ok=True)
+    for name in existing:  # --overwrite: the old replay goes only once the new one is ready
+        path = out / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     doc["outputs"] = {}
     if not args.no_bag:
         out_bag = out / "bag"
-        if out_bag.exists() and args.overwrite:
-            shutil.rmtree(out_bag)
         try:
             doc["outputs"]["bag"] = str(engine.write_output_bag(result, out_bag, storage=args.storage))
         except Exception as exc:  # the metrics are still worth writing
@@ -174,9 +234,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_plots:
         t0 = float(stamps.min()) if stamps.size else 0.0
         if frames is None:  # no truth: still show what was recognised when
-            pred = metrics.predict_frames(stamps, result.frame_persons, *rec_arrays[:3], max_age_s=max_age)
+            persons = result.frame_persons
+            pred = metrics.predict_frames(stamps, persons, *rec_arrays[:3], max_age_s=max_age)
+            retro = metrics.retrospective_frames(
+                stamps, persons, *result.recognition_spans(), *rec_arrays[:3]
+            )
             frames = metrics.FrameLabels(
-                stamps, result.frame_persons, np.full(stamps.size, "background", object), pred
+                stamps, persons, np.full(stamps.size, "background", object), pred, retro
             )
         doc["outputs"]["timeline"] = str(report.plot_timeline(out / "timeline.png", frames, t0=t0))
         doc["outputs"]["latency"] = str(report.plot_latency(out / "latency.png", rec_arrays[3]))

@@ -56,6 +56,13 @@ class ReplayResult:
         latency = np.array([_float_or_nan(getattr(r, "latency_ms", None)) for r in recs], dtype=np.float64)
         return stamps, persons, labels, latency
 
+    def recognition_spans(self) -> tuple[np.ndarray, np.ndarray]:
+        """(window_start, window_end) of every recognition, in `recognition_arrays` order (NaN: none)."""
+        recs = self.recognitions
+        starts = np.array([_float_or_nan(getattr(r, "window_start", None)) for r in recs], dtype=np.float64)
+        ends = np.array([_float_or_nan(getattr(r, "window_end", None)) for r in recs], dtype=np.float64)
+        return starts, ends
+
 
 def _float_or_nan(value: Any) -> float:
     return float("nan") if value is None else float(value)

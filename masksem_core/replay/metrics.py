@@ -7,9 +7,13 @@ the recogniser. Conventions (docs/replay.md):
   that person (or of every person, when the interval has no person id) with `start <= t < end`
   (to within STAMP_TOL_S, so a frame stamped on a boundary belongs to the interval starting there);
   frames outside every interval are background.
-- Its prediction is the label of the newest recognition for that person whose stamp is `<= t` and not
-  older than `max_age_s`; none is "unknown". "unknown" (and any background label) is right only where
-  the truth is background.
+- Causal prediction (what the robot knew when): the label of the newest recognition for that person
+  whose stamp is `<= t` and not older than `max_age_s`; none is "unknown". "unknown" (and any
+  background label, `no_action` included) is right only where the truth is background.
+- Retrospective prediction (what the recogniser said about the frame, whenever it said it): the label
+  of the newest recognition (by stamp, then by order) for that person whose reported span
+  `[window_start, window_end]` contains `t`; a later recognition overrides an earlier one where their
+  spans overlap (it saw more context); frames no span covers are "unknown".
 - Segments are runs of consecutive frames of one person: truth runs follow the intervals, predicted
   runs follow the predicted label; background runs are not segments. A predicted segment is a true
   positive when it overlaps an unmatched truth segment of the same label with IoU >= the threshold
@@ -26,7 +30,7 @@ UNKNOWN = "unknown"
 STAMP_TOL_S = (
     1e-6  # float seconds of epoch stamps are only good to ~0.2 us: a frame on a boundary belongs after it
 )
-BACKGROUND_LABELS = frozenset({"", "background", "idle", "none", "null", UNKNOWN})
+BACKGROUND_LABELS = frozenset({"", "background", "idle", "none", "null", "no_action", UNKNOWN})
 
 
 def is_background(labels: np.ndarray, background: frozenset[str] = BACKGROUND_LABELS) -> np.ndarray:
@@ -62,6 +66,42 @@ def predict_frames(
         ok = pos >= 0
         ok[ok] &= frame_stamps[f_idx[ok]] - r_t[pos[ok]] <= max_age_s
         out[f_idx[ok]] = rec_labels[r_idx[pos[ok]]]
+    return out
+
+
+def retrospective_frames(
+    frame_stamps: np.ndarray,
+    frame_persons: np.ndarray,
+    rec_starts: np.ndarray,
+    rec_ends: np.ndarray,
+    rec_stamps: np.ndarray,
+    rec_persons: np.ndarray,
+    rec_labels: np.ndarray,
+) -> np.ndarray:
+    """Label each frame with its person's newest recognition whose span [start, end] holds it (else unknown).
+
+    Spans are inclusive (window_start/window_end are the first and last input stamp covered), to within
+    STAMP_TOL_S. Recognitions are painted oldest first (by stamp, ties in input order), so where spans
+    overlap the newest one wins.
+    """
+    frame_stamps = np.asarray(frame_stamps, dtype=np.float64)
+    frame_persons = np.asarray(frame_persons)
+    rec_starts = np.asarray(rec_starts, dtype=np.float64)
+    rec_ends = np.asarray(rec_ends, dtype=np.float64)
+    rec_stamps = np.asarray(rec_stamps, dtype=np.float64)
+    rec_persons = np.asarray(rec_persons)
+    rec_labels = np.asarray(rec_labels, dtype=object)
+    out = np.full(frame_stamps.shape, UNKNOWN, dtype=object)
+    for person in np.unique(frame_persons):
+        f_idx = np.flatnonzero(frame_persons == person)
+        f_idx = f_idx[np.argsort(frame_stamps[f_idx], kind="stable")]
+        f_t = frame_stamps[f_idx]
+        r_idx = np.flatnonzero((rec_persons == person) & np.isfinite(rec_starts) & np.isfinite(rec_ends))
+        r_idx = r_idx[np.argsort(rec_stamps[r_idx], kind="stable")]
+        lo = np.searchsorted(f_t, rec_starts[r_idx] - STAMP_TOL_S, side="left")
+        hi = np.searchsorted(f_t, rec_ends[r_idx] + STAMP_TOL_S, side="right")
+        for k, a, b in zip(r_idx, lo, hi):
+            out[f_idx[a:b]] = rec_labels[k]
     return out
 
 
@@ -234,7 +274,55 @@ class FrameLabels:
     stamps: np.ndarray
     persons: np.ndarray
     truth: np.ndarray
-    pred: np.ndarray
+    pred: np.ndarray  # causal
+    retro: np.ndarray | None = None  # retrospective, when the recognitions' spans were given
+
+
+def per_class_accuracy(truth: np.ndarray, pred: np.ndarray) -> dict:
+    """{truth label: {frames, accuracy}} (background counts as one class)."""
+    out = {}
+    for lab in sorted({str(x) for x in truth}):
+        sel = truth == lab
+        out[lab] = {"frames": int(sel.sum()), "accuracy": frame_accuracy(truth[sel], pred[sel])}
+    return out
+
+
+def background_baseline(truth: np.ndarray) -> dict:
+    """What answering "no action" for every frame scores: the floor a stream recogniser must beat."""
+    truth = np.asarray(truth, dtype=object)
+    pred = np.full(truth.shape, UNKNOWN, dtype=object)
+    return {"background_frame_accuracy": frame_accuracy(truth, pred), "background_segments_f1": 0.0}
+
+
+def oracle_scores(
+    frame_persons: np.ndarray,
+    truth_labels: np.ndarray,
+    truth_index: np.ndarray,
+    interval_labels: np.ndarray,
+    iou_threshold: float = 0.5,
+) -> dict:
+    """Scores of the oracle that knows every interval's boundaries and answers `interval_labels[k]` for
+    interval k (its frames take that answer, all other frames are background): the ceiling of a stream
+    recogniser built on the same classifier. `oracle_clip_accuracy` = right answers / action intervals."""
+    truth_labels = np.asarray(truth_labels, dtype=object)
+    truth_index = np.asarray(truth_index)
+    answers = np.asarray(interval_labels, dtype=object)
+    pred = np.full(truth_labels.shape, UNKNOWN, dtype=object)
+    inside = truth_index >= 0
+    pred[inside] = answers[truth_index[inside]]
+    pred[inside & np.array([a is None for a in pred], dtype=bool)] = UNKNOWN
+    used = np.unique(truth_index[inside])
+    labels_of = {int(k): str(truth_labels[np.flatnonzero(truth_index == k)[0]]) for k in used}
+    actions = [k for k in used if not is_background([labels_of[int(k)]])[0]]
+    right = sum(answers[k] == labels_of[int(k)] for k in actions)
+    return {
+        "oracle_clip_accuracy": right / len(actions) if actions else float("nan"),
+        "oracle_clips": len(actions),
+        "oracle_frame_accuracy": frame_accuracy(truth_labels, pred),
+        "oracle_segments_f1": segment_scores(
+            frame_persons, truth_labels, truth_index, pred, iou_threshold
+        ).f1,
+    }
 
 
 def evaluate(
@@ -245,11 +333,13 @@ def evaluate(
     max_age_s: float,
     iou_threshold: float = 0.5,
     grace_s: float = 0.0,
+    spans: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[dict, FrameLabels]:
     """All metrics of one replay as a JSON-ready dict, plus the per-frame labels they came from.
 
     `truth` = (starts, ends, labels, persons) of the labelled intervals; `recognitions` = (stamps,
-    persons, labels, latencies_ms).
+    persons, labels, latencies_ms); `spans` = (window_start, window_end) of each recognition, which adds
+    the retrospective scores under "retrospective" (and `FrameLabels.retro`).
     """
     frame_stamps = np.asarray(frame_stamps, dtype=np.float64)
     frame_persons = np.asarray(frame_persons, dtype=object)
@@ -264,14 +354,10 @@ def evaluate(
     seg = segment_scores(frame_persons, t_lab, t_idx, p_lab, iou_threshold)
     delays = detection_delays(starts, ends, labels, persons, rec_stamps, rec_persons, rec_labels, grace_s)
     actions = ~is_background(labels)
-    per_class = {}
-    for lab in sorted({str(x) for x in t_lab}):
-        sel = t_lab == lab
-        per_class[lab] = {"frames": int(sel.sum()), "accuracy": frame_accuracy(t_lab[sel], p_lab[sel])}
     summary = {
         "frames": int(frame_stamps.size),
         "frame_accuracy": frame_accuracy(t_lab, p_lab),
-        "per_class_frame_accuracy": per_class,
+        "per_class_frame_accuracy": per_class_accuracy(t_lab, p_lab),
         "segments": seg.to_dict(),
         "detection_delay_s": {
             **summary_stats(delays[actions]),
@@ -282,4 +368,12 @@ def evaluate(
         "recognitions": int(np.asarray(rec_stamps).size),
         "max_age_s": float(max_age_s),
     }
-    return summary, FrameLabels(frame_stamps, frame_persons, t_lab, p_lab)
+    r_lab = None
+    if spans is not None:
+        r_lab = retrospective_frames(frame_stamps, frame_persons, *spans, rec_stamps, rec_persons, rec_labels)
+        summary["retrospective"] = {
+            "frame_accuracy": frame_accuracy(t_lab, r_lab),
+            "per_class_frame_accuracy": per_class_accuracy(t_lab, r_lab),
+            "segments": segment_scores(frame_persons, t_lab, t_idx, r_lab, iou_threshold).to_dict(),
+        }
+    return summary, FrameLabels(frame_stamps, frame_persons, t_lab, p_lab, r_lab)

@@ -76,12 +76,30 @@ def format_table(report: dict) -> str:
     if m:
         seg, delay, lat = m["segments"], m["detection_delay_s"], m["latency_ms"]
         rows += [
-            ("frame accuracy", _fmt(m["frame_accuracy"])),
-            (
-                f"segments @IoU {seg['iou']:.2f} P / R / F1",
-                f"{_fmt(seg['precision'])} / {_fmt(seg['recall'])} / {_fmt(seg['f1'])}"
-                f"  (tp {seg['tp']}, fp {seg['fp']}, fn {seg['fn']})",
-            ),
+            ("causal frame accuracy", _fmt(m["frame_accuracy"])),
+            _segment_row("causal", seg),
+        ]
+        retro = m.get("retrospective")
+        if retro:
+            rows += [
+                ("retrospective frame accuracy", _fmt(retro["frame_accuracy"])),
+                _segment_row("retrospective", retro["segments"]),
+            ]
+        base = report.get("baselines") or {}
+        if "background_frame_accuracy" in base:
+            rows.append(("background-only frame accuracy", _fmt(base["background_frame_accuracy"])))
+        if "oracle_clip_accuracy" in base:
+            rows.append(
+                (
+                    "oracle (intervals cut exactly)",
+                    f"clip accuracy {_fmt(base['oracle_clip_accuracy'])} of {base['oracle_clips']}, "
+                    f"frame accuracy {_fmt(base['oracle_frame_accuracy'])}, "
+                    f"F1 {_fmt(base['oracle_segments_f1'])}",
+                )
+            )
+        elif "oracle_error" in base:
+            rows.append(("oracle", f"not computed: {base['oracle_error']}"))
+        rows += [
             (
                 "detection delay mean / p50 / p90",
                 f"{_fmt(delay['mean'], ' s')} / {_fmt(delay['p50'], ' s')} / {_fmt(delay['p90'], ' s')}"
@@ -104,6 +122,29 @@ def format_table(report: dict) -> str:
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
 
+def _segment_row(kind: str, seg: dict) -> tuple[str, str]:
+    return (
+        f"{kind} segments @IoU {seg['iou']:.2f} P / R / F1",
+        f"{_fmt(seg['precision'])} / {_fmt(seg['recall'])} / {_fmt(seg['f1'])}"
+        f"  (tp {seg['tp']}, fp {seg['fp']}, fn {seg['fn']})",
+    )
+
+
+def label_colours(labels: list[str]) -> dict[str, Any]:
+    """A distinct colour per label: tab10, then tab20's lighter shades (20), then evenly spaced hues."""
+    from matplotlib import colormaps
+
+    if len(labels) <= 10:
+        colours = [colormaps["tab10"](k) for k in range(len(labels))]
+    elif len(labels) <= 20:
+        tab20 = colormaps["tab20"]
+        colours = [tab20(2 * k) for k in range(10)] + [tab20(2 * k + 1) for k in range(10)]
+    else:
+        hsv = colormaps["hsv"]
+        colours = [hsv(k / len(labels)) for k in range(len(labels))]
+    return dict(zip(labels, colours, strict=False))
+
+
 def _savefig_atomic(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
@@ -119,15 +160,22 @@ def _savefig_atomic(fig: Any, path: Path) -> Path:
 
 
 def plot_timeline(path: str | Path, frames: FrameLabels, t0: float = 0.0) -> Path:
-    """Two bars per person (truth above, recognised below), one colour per label, background blank."""
+    """Bars per person (truth, causal, and retrospective when known), one colour per label (distinct for
+    any number of labels), background blank, legend beside the plot in as many columns as it needs."""
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
     persons = list(dict.fromkeys(frames.persons.tolist()))
-    labels = sorted(
-        {str(x) for x in np.concatenate([frames.truth, frames.pred]) if not is_background([x])[0]}
-    )
-    cmap = {lab: f"C{k % 10}" for k, lab in enumerate(labels)}
-    fig = Figure(figsize=(12, 1.0 + 0.9 * max(1, len(persons))), layout="constrained")
+    rows = [("truth", frames.truth), ("causal", frames.pred)]
+    if frames.retro is not None:
+        rows.append(("retrospective", frames.retro))
+    every = np.concatenate([lab for _, lab in rows])
+    labels = sorted({str(x) for x in every if not is_background([x])[0]})
+    cmap = label_colours(labels)
+    per_col = 12
+    ncol = max(1, -(-len(labels) // per_col))
+    height = max(1.0 + 0.3 * len(rows) * max(1, len(persons)), 0.8 + 0.22 * min(len(labels), per_col))
+    fig = Figure(figsize=(12 + 2.2 * (ncol - 1), height), layout="constrained")
     ax = fig.add_subplot()
     dt = float(np.median(np.diff(frames.stamps))) if frames.stamps.size > 1 else 0.1
     dt = dt if math.isfinite(dt) and dt > 0 else 0.1
@@ -135,8 +183,9 @@ def plot_timeline(path: str | Path, frames: FrameLabels, t0: float = 0.0) -> Pat
     for row, person in enumerate(persons):
         idx = np.flatnonzero(frames.persons == person)
         t = frames.stamps[idx] - t0
-        for k, (name, lab) in enumerate((("truth", frames.truth[idx]), ("recognised", frames.pred[idx]))):
-            y = row * 3 + (1 - k)
+        for k, (name, lab_all) in enumerate(rows):
+            lab = lab_all[idx]
+            y = row * (len(rows) + 1) + (len(rows) - 1 - k)
             yticks.append(y + 0.4)
             ylabels.append(f"{person} {name}")
             bg = is_background(lab)
@@ -147,9 +196,19 @@ def plot_timeline(path: str | Path, frames: FrameLabels, t0: float = 0.0) -> Pat
     ax.set_xlabel("bag time [s]" + (f" from {t0:.3f}" if t0 else ""))
     if frames.stamps.size:
         ax.set_xlim(frames.stamps.min() - t0, frames.stamps.max() - t0 + dt)
-    handles = [ax.bar(0, 0, color=c, label=lab) for lab, c in cmap.items()]
+
+    handles = [Patch(color=c, label=lab) for lab, c in cmap.items()]
     if handles:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+        ax.legend(
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(1.0, 1.0),
+            fontsize="small",
+            ncol=ncol,
+            frameon=False,
+            title="action",
+            title_fontsize="small",
+        )
     ax.set_title("ground truth vs recognised actions")
     return _savefig_atomic(fig, Path(path))
 

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,8 +59,28 @@ class RecognizerSettings:
     unknown_label: str = "unknown"
     num_threads: int = 0  # CPU threads (torch: for the whole process); 0 leaves the library default
     backend: Literal["torch", "onnxruntime"] = "torch"  # onnxruntime: fp32 or int8, 2-3.5x faster on a CPU
+    window_frames: int | None = None  # frames per window at the bundle's fps; None: the bundle's own
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, **overrides: Any) -> RecognizerSettings:
+        """The settings the bundle's model was tuned with (its metadata "recognizer", interface 3), then
+        `overrides` (replay flags, ROS parameters; None values are ignored). Keys this version does not
+        know are logged and skipped; unknown overrides raise."""
+        known = {f.name for f in fields(cls)}
+        stored = dict((getattr(bundle, "meta", None) or {}).get("recognizer") or {})
+        if set(stored) - known:
+            log.warning("unknown bundle recognizer settings %s ignored", sorted(set(stored) - known))
+        if set(overrides) - known:
+            raise ConfigError(f"unknown recognizer settings {sorted(set(overrides) - known)}")
+        values = {k: v for k, v in stored.items() if k in known}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
 
     def validate(self) -> None:
+        if self.window_frames is not None and self.window_frames < 2:
+            raise ConfigError(f"recognizer.window_frames must be >= 2, got {self.window_frames}")
         for name in ("stride_frames", "top_k", "max_persons", "max_batch", "smoothing_window"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"recognizer.{name} must be >= 1, got {getattr(self, name)}")
@@ -152,7 +172,7 @@ class StreamingRecognizer:
         self.model = self._make_model()
         self.track_cfg = TrackConfig(
             fps=b.fps,
-            window_frames=b.window_frames,
+            window_frames=s.window_frames or b.window_frames,
             stride_frames=s.stride_frames,
             max_gap_s=s.max_gap_s,
             clock_jump_s=s.track_timeout_s,
