@@ -187,6 +187,7 @@ def test_replay_runs_the_bundles_settings_scores_both_ways_and_refuses_to_overwr
         0.6,
     )
     assert rep["settings_source"]["overrides"] == {} and rep["settings_source"]["window_frames"] == 12
+    assert rep["input_fps"] == pytest.approx(15.0, rel=1e-4)
     m = rep["metrics"]
     for key in ("frame_accuracy", "segments", "detection_delay_s"):
         assert key in m
@@ -232,3 +233,45 @@ def test_timeline_gives_sixteen_labels_sixteen_colours(tmp_path):
     frames = FrameLabels(t, _obj(*["1"] * 160), truth, np.roll(truth, 5), truth.copy())
     png = plot_timeline(tmp_path / "t.png", frames)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _experiment():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "stream_eval.py"
+    spec = importlib.util.spec_from_file_location("stream_eval", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stream_eval_table_means_and_rows():
+    exp = _experiment()
+
+    def report(f1, retro_f1, missed):
+        seg = {"f1": f1}
+        return {
+            "metrics": {
+                "segments": seg,
+                "frame_accuracy": 0.5,
+                "detection_delay_s": {"p50": 0.8, "missed": missed, "actions": 10},
+                "retrospective": {"segments": {"f1": retro_f1}, "frame_accuracy": 0.9},
+            },
+            "baselines": {"background_frame_accuracy": 0.45, "oracle_clip_accuracy": 0.92},
+            "settings": {"stride_frames": 5},
+            "settings_source": {"window_frames": 24, "fps": 15.0},
+        }
+
+    stitch = {"duration_s": 200.0, "clips": list(range(10))}
+    rows = {
+        "hold_s0": exp.row_of(report(0.2, 0.7, 1), stitch),
+        "hold_s1": exp.row_of(report(0.4, 0.8, 3), stitch),
+        "smooth_s0": exp.row_of(report(0.1, 0.6, 0), stitch),
+    }
+    assert rows["hold_s1"]["missed_frac"] == 0.3 and rows["hold_s0"]["window_frames"] == 24
+    text = exp.table(rows, ["hold", "smooth"])
+    lines = text.splitlines()
+    # hold: retro F1 mean 0.75, sd (ddof 1) 0.0707; causal 0.3 ± 0.141; missed 20% ± 14.1%
+    assert lines[2].startswith("| **hold**, 2 seeds | 0.750 ± 0.071 | 0.900 ± 0.000 | 0.300 ± 0.141 |")
+    assert "20.0% ± 14.1%" in lines[2] and lines[3].startswith("| **smooth**, 1 seeds | 0.600 |")
+    assert lines[4].startswith("| hold_s0 (10 clips, 200 s) | 0.700 | 0.900 | 0.200 | 0.500 | 0.80 | 10.0% |")

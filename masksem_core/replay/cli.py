@@ -102,6 +102,14 @@ def _settings(args: argparse.Namespace, bundle):
     return RecognizerSettings.from_bundle(bundle, **overrides), overrides
 
 
+def _input_fps(stamps: np.ndarray, persons: np.ndarray) -> float | None:
+    """The recording's frame rate: 1 / the median interval between one person's consecutive frames."""
+    steps = [np.diff(np.sort(stamps[persons == p])) for p in np.unique(persons)]
+    steps = np.concatenate(steps) if steps else np.zeros(0)
+    steps = steps[steps > 0]
+    return float(1.0 / np.median(steps)) if steps.size else None
+
+
 def _existing_outputs(out: Path) -> list[str]:
     return [name for name in OUTPUTS if (out / name).exists()]
 
@@ -199,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
         "realtime_factor": (float(np.ptp(stamps)) / result.wall_s)
         if stamps.size and result.wall_s > 0
         else None,
+        "input_fps": _input_fps(stamps, result.frame_persons),  # the recogniser resamples to the bundle's
     }
     frames = None
     if intervals is not None:

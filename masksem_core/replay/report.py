@@ -70,6 +70,9 @@ def format_table(report: dict) -> str:
         ("frames read / persons", f"{report.get('frames_read', '-')} / {report.get('persons', '-')}"),
         ("recognitions", _fmt(report.get("recognitions"))),
     ]
+    src = report.get("settings_source") or {}
+    if report.get("input_fps") and src.get("fps"):
+        rows.append(("input / bundle fps", f"{report['input_fps']:.1f} / {src['fps']:g}"))
     if report.get("read_error"):
         rows.append(("READ ERROR", str(report["read_error"])))
     m = report.get("metrics")
