@@ -83,6 +83,10 @@ def test_bad_arguments_are_refused():
         stitch_clips([_clip(2), _clip(2, v=5)], [0, 0], fps=30.0)
     with pytest.raises(ValueError, match="only 1 have"):
         choose_clips(np.array([0, 1]), [3, 20], num=2, min_frames=10, seed=0)
+    with pytest.raises(ValueError, match="clips must be >= 1"):
+        choose_clips(np.array([0, 1]), [30, 20], num=-1, min_frames=10, seed=0)
+    with pytest.raises(ValueError, match="no clip has at least 50"):
+        choose_clips(np.array([0, 1]), [30, 20], num=None, min_frames=50, seed=0)
 
 
 def test_stitch_cli_on_real_nwucla_round_trips(nwucla_npz, tmp_path):

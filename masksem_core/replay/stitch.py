@@ -248,6 +248,8 @@ def choose_clips(
     labels: np.ndarray, lengths: Sequence[int], num: int | None, min_frames: int, seed: int
 ) -> np.ndarray:
     """Seeded random choice of `num` clips (None: all) of at least `min_frames` frames, in random order."""
+    if num is not None and num < 1:
+        raise ValueError(f"--clips must be >= 1 (0: all), got {num}")
     eligible = np.flatnonzero(np.asarray(lengths) >= min_frames)
     if eligible.size == 0:
         raise ValueError(f"no clip has at least {min_frames} frames")

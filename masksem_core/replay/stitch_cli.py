@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.data}: the sidecar has no 'fps' (prepared before frame rates were recorded): "
                 "prepare it again or pass --fps"
             )
+        if args.noise_mm < 0:
+            raise ValueError(f"--noise-mm must be >= 0, got {args.noise_mm}")
         rows = choose_clips(
             data.labels, [len(c) for c in data.clips], args.clips or None, args.min_frames, args.seed
         )
