@@ -110,13 +110,13 @@ def test_settings_from_bundle_then_overrides(tmp_path):
     from masksem_core.runtime.bundle import load_bundle
     from masksem_core.runtime.recognizer import RecognizerSettings
 
-    path = _with_recognizer(make_tiny_bundle(tmp_path / "b", ["x", "y"]), {"stride_frames": 3, "future": 1})
+    path = _with_recognizer(make_tiny_bundle(tmp_path / "b", ["x", "y"]), {"stride_frames": 3})
     bundle = load_bundle(path)
     s = RecognizerSettings.from_bundle(bundle)
     assert (s.stride_frames, s.score_threshold, s.smoothing, s.window_frames) == (3, 0.5, "ema", 12)
     s = RecognizerSettings.from_bundle(bundle, stride_frames=7, smoothing=None)
     assert (s.stride_frames, s.smoothing) == (7, "ema")
-    with pytest.raises(ConfigError, match="unknown recognizer settings"):
+    with pytest.raises(ConfigError, match="unknown"):
         RecognizerSettings.from_bundle(bundle, strid=2)
     with pytest.raises(ConfigError, match="window_frames"):
         RecognizerSettings.from_bundle(bundle, window_frames=1)

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from masksem_core.config import ConfigError
+from masksem_core.config import ConfigError, from_dict
 from masksem_core.runtime.adapters import get_adapter
 from masksem_core.runtime.bundle import Bundle, load_bundle
 from masksem_core.runtime.smoothing import Smoother
@@ -62,21 +62,18 @@ class RecognizerSettings:
     window_frames: int | None = None  # frames per window at the bundle's fps; None: the bundle's own
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle, **overrides: Any) -> RecognizerSettings:
-        """The settings the bundle's model was tuned with (its metadata "recognizer", interface 3), then
-        `overrides` (replay flags, ROS parameters; None values are ignored). Keys this version does not
-        know are logged and skipped; unknown overrides raise."""
-        known = {f.name for f in fields(cls)}
-        stored = dict((getattr(bundle, "meta", None) or {}).get("recognizer") or {})
-        if set(stored) - known:
-            log.warning("unknown bundle recognizer settings %s ignored", sorted(set(stored) - known))
-        if set(overrides) - known:
-            raise ConfigError(f"unknown recognizer settings {sorted(set(overrides) - known)}")
-        values = {k: v for k, v in stored.items() if k in known}
+    def from_bundle(cls, bundle: Bundle | None, **overrides: Any) -> RecognizerSettings:
+        """The bundle's recogniser settings (`bundle.yaml` `recognizer:`, chosen for that model, interface
+        3), then `overrides` (replay flags, ROS parameters; None means "not given"), over these defaults.
+        Unknown keys and wrong types raise ConfigError (a robot must not run half-understood settings)."""
+        meta = (getattr(bundle, "meta", None) or {}) if bundle is not None else {}
+        values: dict[str, Any] = dict(meta.get("recognizer") or {})
         values.update({k: v for k, v in overrides.items() if v is not None})
-        settings = cls(**values)
-        settings.validate()
-        return settings
+        try:
+            return from_dict(cls, values, prefix="recognizer.")
+        except ConfigError as exc:
+            where = f"bundle {bundle.path}: " if bundle is not None and bundle.path is not None else ""
+            raise ConfigError(f"{where}{exc}") from None
 
     def validate(self) -> None:
         if self.window_frames is not None and self.window_frames < 2:
