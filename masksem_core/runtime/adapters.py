@@ -1,11 +1,13 @@
-"""Joint-layout adapters: MediaPipe Pose 33 and Kinect v1 20 -> NTU 25 (and back to Kinect v1 20).
+"""Joint-layout adapters: every known layout -> NTU 25 (and NTU 25 back to Kinect v1 20).
 
 A model trained on NTU expects Kinect v2's 25 joints in Kinect camera axes (metres, x towards the
 sensor's left, y up, z away from the sensor). Other sensors give other joints and axes, so every
 target joint is written as a weighted sum of source joints (weights sum to 1, so adapting commutes
 with translation and scale), followed by an axis flip. The tables below are plain data; docs/runtime.md
 explains each row. The derivation constants were fitted on real recordings (the five NTU samples and
-NW-UCLA in shared/data) and are checked against them in test/test_runtime_adapters.py.
+NW-UCLA in shared/data) and are checked against them in test/test_runtime_adapters.py. The Azure Kinect,
+ZED, Human3.6M and OpenNI tables map joints by their anatomical names and reuse those constants where a
+joint has to be derived; no recordings of those sensors were at hand to fit them on.
 
 A model trained on another layout is fed that layout directly: `get_adapter(src, src)` is the identity,
 and adapters compose through NTU 25 (e.g. MediaPipe -> NTU 25 -> Kinect v1 20).
@@ -29,6 +31,7 @@ SPINE_SHOULDER_T = 0.19  # NTU spine_shoulder along mid-shoulders -> head (it si
 HAND_TIP_A = 0.8  # NTU hand_tip = hand + a * (hand - wrist)
 THUMB_C = 1.1  # NTU thumb ~ wrist + c * (hand - wrist) when the sensor has no thumb (4 cm median error)
 MP_HAND_T = 0.7  # Kinect "hand" (palm) along MediaPipe wrist -> mid(index, pinky knuckles)
+HAND_FROM_FOREARM = 0.3  # no hand joint (Human3.6M, NiTE's "hand" is the wrist): hand = wrist + 0.3 forearm
 
 # Axis conventions, as the sign of (x, y, z) that maps a layout's axes onto Kinect camera axes.
 # MediaPipe world landmarks: x image-right, y down, z away from the camera -> flip x and y (a rotation of
@@ -37,6 +40,12 @@ AXIS_SIGNS: dict[str, tuple[float, float, float]] = {
     "ntu25": (1.0, 1.0, 1.0),
     "kinect_v1_20": (1.0, 1.0, 1.0),
     "mediapipe33": (-1.0, -1.0, 1.0),
+    # Depth-camera / image axes (x right, y down, z forward), the same 180-degree turn about z:
+    "azure_kinect_32": (-1.0, -1.0, 1.0),
+    "zed_body_34": (-1.0, -1.0, 1.0),
+    "zed_body_38": (-1.0, -1.0, 1.0),
+    "h36m_17": (-1.0, -1.0, 1.0),
+    "openni_15": (1.0, 1.0, 1.0),  # real-world axes, y up, mirrored like Kinect's camera space
 }
 
 
@@ -125,11 +134,112 @@ def _ntu_to_kinect_v1_table() -> dict[str, Weights]:
     return table
 
 
+def _trunk(pelvis: str | Weights, spine_shoulder: str | Weights, head: str | Weights) -> dict[str, Weights]:
+    """NTU's five trunk joints from a pelvis, a base-of-neck point and a head centre."""
+    as_w = (lambda x: {x: 1.0} if isinstance(x, str) else x)  # noqa: E731
+    return {
+        "spine_base": as_w(pelvis),
+        "spine_mid": _lerp(pelvis, spine_shoulder, SPINE_MID_T),
+        "spine_shoulder": as_w(spine_shoulder),
+        "neck": _lerp(spine_shoulder, head, NECK_T),
+        "head": as_w(head),
+    }
+
+
+def _limbs(names: dict[str, str | Weights], side: str) -> dict[str, Weights]:
+    """NTU's arm and leg joints of one side from `names[ntu_stem] -> source joint or weights`; a missing
+    hand is placed past the wrist, a missing tip/thumb derived from wrist and hand (Kinect v1's rules)."""
+    as_w = (lambda x: {x: 1.0} if isinstance(x, str) else x)  # noqa: E731
+    wrist = as_w(names["wrist"])
+    hand = as_w(names["hand"]) if "hand" in names else _lerp(names["elbow"], wrist, 1.0 + HAND_FROM_FOREARM)
+    stems = ("shoulder", "elbow", "hip", "knee", "ankle", "foot")
+    out = {f"{stem}_{side}": as_w(names[stem]) for stem in stems}
+    out[f"wrist_{side}"] = wrist
+    out[f"hand_{side}"] = hand
+    out[f"hand_tip_{side}"] = as_w(names["hand_tip"]) if "hand_tip" in names else _mix(
+        (1.0 + HAND_TIP_A, hand), (-HAND_TIP_A, wrist)
+    )
+    out[f"thumb_{side}"] = as_w(names["thumb"]) if "thumb" in names else _lerp(wrist, hand, THUMB_C)
+    return out
+
+
+def _azure_table() -> dict[str, Weights]:
+    # Azure's NECK is the base of the neck (Kinect v2's spine_shoulder), HEAD the centre of the head.
+    table = _trunk("pelvis", "neck", "head")
+    for side in ("left", "right"):
+        stems = ("shoulder", "elbow", "wrist", "hand", "hip", "knee", "ankle", "foot", "thumb")
+        names: dict[str, str | Weights] = {s: f"{s}_{side}" for s in stems}
+        names["hand_tip"] = f"handtip_{side}"
+        table.update(_limbs(names, side))
+    return table
+
+
+def _zed34_table() -> dict[str, Weights]:
+    table = _trunk("pelvis", "neck", "head")
+    for side in ("left", "right"):
+        stems = ("shoulder", "elbow", "wrist", "hand", "hip", "knee", "ankle", "foot", "thumb")
+        names: dict[str, str | Weights] = {s: f"{side}_{s}" for s in stems}
+        names["hand_tip"] = f"{side}_handtip"
+        table.update(_limbs(names, side))
+    return table
+
+
+def _zed38_table() -> dict[str, Weights]:
+    table = _trunk("pelvis", "neck", _lerp("left_ear", "right_ear", 0.5))  # no head joint: ears' centre
+    for side in ("left", "right"):
+        knuckles = _lerp(f"{side}_hand_index_1", f"{side}_hand_pinky_1", 0.5)
+        stems = ("shoulder", "elbow", "wrist", "hip", "knee")
+        names: dict[str, str | Weights] = {s: f"{side}_{s}" for s in stems}
+        names.update(
+            {
+                "hand": _lerp(f"{side}_wrist", knuckles, MP_HAND_T),
+                "hand_tip": f"{side}_hand_middle_4",
+                "thumb": f"{side}_hand_thumb_4",
+                "ankle": f"{side}_ankle",
+                "foot": _lerp(f"{side}_big_toe", f"{side}_small_toe", 0.5),
+            }
+        )
+        table.update(_limbs(names, side))
+    return table
+
+
+def _h36m_table() -> dict[str, Weights]:
+    # H36M's Head is the top of the head; Kinect's head joint sits between it and Neck/Nose.
+    table = _trunk("hip", "thorax", _lerp("neck_nose", "head", 0.5))
+    table["spine_mid"] = {"spine": 1.0}
+    for side, s in (("left", "l"), ("right", "r")):
+        names: dict[str, str | Weights] = {
+            stem: f"{s}_{stem}" for stem in ("shoulder", "elbow", "wrist", "hip", "knee")
+        }
+        names["ankle"] = names["foot"] = f"{s}_foot"  # H36M's "foot" is the ankle; no toe joint
+        table.update(_limbs(names, side))
+    return table
+
+
+def _openni_table() -> dict[str, Weights]:
+    mid_hips = _lerp("left_hip", "right_hip", 0.5)
+    table = _trunk(mid_hips, "neck", "head")
+    table["spine_mid"] = {"torso": 1.0}
+    for side in ("left", "right"):
+        names: dict[str, str | Weights] = {
+            stem: f"{side}_{stem}" for stem in ("shoulder", "elbow", "hip", "knee")
+        }
+        names["wrist"] = f"{side}_hand"  # NiTE's hand joint is at the wrist
+        names["ankle"] = names["foot"] = f"{side}_foot"  # and its foot joint at the ankle
+        table.update(_limbs(names, side))
+    return table
+
+
 # (source, target) -> {target joint: {source joint: weight}}
 MAPPING_TABLES: dict[tuple[str, str], dict[str, Weights]] = {
     ("mediapipe33", "ntu25"): _mediapipe_table(),
     ("kinect_v1_20", "ntu25"): _kinect_v1_table(),
     ("ntu25", "kinect_v1_20"): _ntu_to_kinect_v1_table(),
+    ("azure_kinect_32", "ntu25"): _azure_table(),
+    ("zed_body_34", "ntu25"): _zed34_table(),
+    ("zed_body_38", "ntu25"): _zed38_table(),
+    ("h36m_17", "ntu25"): _h36m_table(),
+    ("openni_15", "ntu25"): _openni_table(),
 }
 
 
