@@ -27,16 +27,48 @@ class PkuFixture:
     label_files: dict[str, Path] = field(default_factory=dict)
 
 
+# A standing adult in NTU 25 joints (metres, x towards the person's left, y up, spine base at the origin):
+# plausible bone lengths, so fixtures pass the joint-order check (masksem_core.data.joint_check).
+_LEFT = {
+    "shoulder": (0.18, 0.44, 0.0), "elbow": (0.22, 0.17, 0.0), "wrist": (0.24, -0.07, 0.0),
+    "hand": (0.25, -0.14, 0.0), "hand_tip": (0.26, -0.21, 0.0), "thumb": (0.21, -0.12, 0.03),
+    "hip": (0.08, -0.02, 0.0), "knee": (0.09, -0.43, 0.02), "ankle": (0.09, -0.82, 0.0),
+    "foot": (0.09, -0.86, 0.1),
+}  # fmt: skip
+STANDING_NTU25 = np.zeros((NTU25.num_joints, 3))
+for _name, _xyz in {
+    "spine_base": (0, 0, 0), "spine_mid": (0, 0.27, 0), "spine_shoulder": (0, 0.47, 0),
+    "neck": (0, 0.52, 0), "head": (0, 0.66, 0),
+}.items():  # fmt: skip
+    STANDING_NTU25[NTU25.index(_name)] = _xyz
+for _stem, (_x, _y, _z) in _LEFT.items():
+    STANDING_NTU25[NTU25.index(f"{_stem}_left")] = (_x, _y, _z)
+    STANDING_NTU25[NTU25.index(f"{_stem}_right")] = (-_x, _y, _z)
+
+
 def synthetic_person(num_frames: int, rng: np.random.Generator, offset: float = 0.0) -> np.ndarray:
     """A standing NTU-25 skeleton swaying and waving: `(T, 25, 3)` float32 metres, camera space."""
-    base = np.zeros((NTU25.num_joints, 3))
-    base[:, 1] = np.linspace(0.6, -0.8, NTU25.num_joints)  # head high, feet low (roughly)
-    base[:, 0] = rng.normal(0, 0.15, NTU25.num_joints) + offset
-    base[:, 2] = 3.0 + rng.normal(0, 0.05, NTU25.num_joints)
+    base = STANDING_NTU25 + rng.normal(0, 0.01, (NTU25.num_joints, 3))
+    base[:, 0] += offset
+    base[:, 2] += 3.0
     t = np.arange(num_frames)[:, None, None] / 30.0
     phase = rng.uniform(0, 2 * np.pi, (1, NTU25.num_joints, 3))
     motion = 0.05 * np.sin(2 * np.pi * rng.uniform(0.3, 1.5) * t + phase)
     return (base[None] + motion).astype(np.float32)
+
+
+def plausible_clip(layout: str, num_frames: int, rng: np.random.Generator, offset: float = 0.0) -> np.ndarray:
+    """A standing person in any known layout `(T, V, 3)`: `synthetic_person` carried back through the
+    layout's adapter to NTU 25 (least squares; joints the adapter does not use stay zero = unseen)."""
+    from masksem_core.runtime.adapters import get_adapter
+
+    ntu = synthetic_person(num_frames, rng, offset).astype(np.float64)
+    if layout == NTU25.name:
+        return ntu.astype(np.float32)
+    ad = get_adapter(layout, NTU25.name)
+    back = np.linalg.pinv(ad.matrix)
+    back[np.abs(back) < 1e-6] = 0.0  # joints no NTU joint is made of: exactly zero, i.e. unseen
+    return np.einsum("sd,tdc->tsc", back, ntu * ad.signs).astype(np.float32)
 
 
 def write_pku_fixture(

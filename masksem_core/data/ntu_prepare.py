@@ -68,7 +68,13 @@ FPS = 30.0
 
 
 def prepare_ntu(
-    raw: Path, out: Path, version: str, workers: int = 1, max_frames: int = 300, progress: bool | None = None
+    raw: Path,
+    out: Path,
+    version: str,
+    workers: int = 1,
+    max_frames: int = 300,
+    progress: bool | None = None,
+    joint_check: bool = True,
 ) -> PrepareReport:
     """Prepare NTU-60 or NTU-120 from the raw `.skeleton` files; returns the report."""
     if version not in MAX_ACTION:
@@ -92,7 +98,7 @@ def prepare_ntu(
             "centre": f"{centre} of actor 1 in its first non-zero frame",
             "fps": FPS,
         }
-        write_splits(Path(out), store, splits, num_classes, common, report)
+        write_splits(Path(out), store, splits, num_classes, common, report, joint_check)
     finally:
         store.close()
     return report

@@ -78,7 +78,12 @@ def nwucla_clip(path: str) -> list[Clip]:
 
 
 def prepare_nwucla(
-    raw: Path, out: Path, workers: int = 1, max_frames: int = 300, progress: bool | None = None
+    raw: Path,
+    out: Path,
+    workers: int = 1,
+    max_frames: int = 300,
+    progress: bool | None = None,
+    joint_check: bool = True,
 ) -> PrepareReport:
     """Prepare NW-UCLA from a directory of its JSON clips (searched recursively)."""
     report = PrepareReport()
@@ -96,7 +101,7 @@ def prepare_nwucla(
             "centre": "spine of the person in its first non-zero frame",
             "fps": FPS,
         }
-        write_splits(Path(out), store, {"NW-UCLA": (train, test)}, len(LABELS), common, report)
+        write_splits(Path(out), store, {"NW-UCLA": (train, test)}, len(LABELS), common, report, joint_check)
     finally:
         store.close()
     return report

@@ -159,7 +159,13 @@ def _find_files(raw: Path) -> tuple[dict[str, Path], dict[str, Path], dict[str, 
 
 
 def prepare_pku(
-    raw: Path, out: Path, phase: int, workers: int = 1, max_frames: int = 300, progress: bool | None = None
+    raw: Path,
+    out: Path,
+    phase: int,
+    workers: int = 1,
+    max_frames: int = 300,
+    progress: bool | None = None,
+    joint_check: bool = True,
 ) -> PrepareReport:
     """Prepare PKU-MMD phase 1 or 2: clips cut at the labels, official cross-subject / cross-view splits."""
     if phase not in (1, 2):
@@ -195,7 +201,7 @@ def prepare_pku(
             "centre": "spine_mid of actor 1 in its first non-zero frame (per clip)",
             "fps": FPS,
         }
-        write_splits(Path(out), store, splits, NUM_CLASSES, common, report)
+        write_splits(Path(out), store, splits, NUM_CLASSES, common, report, joint_check)
     finally:
         store.close()
     return report

@@ -187,14 +187,24 @@ def write_splits(
     num_classes: int,
     common: dict[str, Any],
     report: PrepareReport,
+    joint_check: bool = True,
 ) -> None:
-    """Write `<stem>.npz` + `<stem>.json` for every split `stem -> (train rows, test rows)`."""
+    """Write `<stem>.npz` + `<stem>.json` for every split `stem -> (train rows, test rows)`.
+
+    Before anything is written, the clips go through the joint-order check for `common["layout"]`
+    (`masksem_core.data.joint_check`): a set that does not look like that layout raises
+    `JointOrderError`; clips that fail alone are listed as warnings. `joint_check=False` skips it.
+    """
     if not store.names:
         raise EmptyCorpusError(
             "no usable clip: "
             + (f"all {report.files} files were bad" if report.files else "no input files found")
         )
     x = store.array()
+    if joint_check and common.get("layout"):
+        from masksem_core.data.joint_check import check_store
+
+        check_store(x, store.lengths, store.names, store.num_persons, str(common["layout"]), report)
     labels = np.asarray(store.labels, dtype=np.int64)
     for stem, (train, test) in splits.items():
         train, test = np.asarray(list(train), dtype=np.int64), np.asarray(list(test), dtype=np.int64)
