@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("masksem_core.replay.cli", "replay a rosbag2 recording through the recogniser"),
     "stitch": ("masksem_core.replay.stitch_cli", "a continuous recording (bag + truth) from prepared clips"),
     "demo": ("masksem_core.demo.cli", "the whole product on built-in data, with a report"),
+    "layouts": ("masksem_core.layouts_cli", "list the known joint layouts (sensors) and their joints"),
 }
 
 

@@ -4,7 +4,8 @@ The recording is a rosbag2 bag of the package's skeleton messages (`Skeleton3DAr
 skeletons), the labels the truth CSV that `masksem replay` reads (`start,end,label[,person_id]`, bag-clock
 seconds; `masksem_core.replay.ground_truth`). Every labelled interval becomes one clip per person it
 covers (an empty person id: every person seen in it), over the bag's frames in `[start, end)`; frames
-where that person is not seen stay zero (unseen), NaN joints become unseen joints. With `background`,
+where that person is not seen stay zero (unseen), NaN joints become unseen joints; `to_layout` converts
+the joints with the runtime's layout adapter (for an encoder trained on another layout). With `background`,
 stretches of a person that no interval covers become `no_action` clips (HELPERS interface 1), the last
 class. Train/test: by time (`time:0.8`: intervals starting in the first 80 % of the recording train) or
 by a `split` column of the CSV (`column`: `start,end,label,person_id,split`, split = train|test).
@@ -149,6 +150,7 @@ def prepare_bag(
     background: bool = False,
     classes: list[str] | None = None,
     joint_check: bool = True,
+    to_layout: str | None = None,
 ) -> PrepareReport:
     """Cut `bag` into labelled clips per `labels` (module docstring); writes `<name>.npz` + `<name>.json`."""
     report = PrepareReport(files=1)
@@ -162,6 +164,13 @@ def prepare_bag(
         if kind != "time" or not 0.0 < fraction <= 1.0:
             raise ValueError(f"--split {split!r}: use time:FRACTION (0 < FRACTION <= 1) or column")
     t, tracks, lay_name = _read_tracks(Path(bag), topic, layout, report)
+    if to_layout and to_layout != lay_name:  # e.g. the pose node's MediaPipe joints -> the encoder's layout
+        from masksem_core.runtime.adapters import get_adapter
+
+        adapter = get_adapter(lay_name, to_layout)
+        for track in tracks.values():
+            track.joints = np.where(track.seen[:, None, None], adapter(track.joints), 0.0).astype(np.float32)
+        lay_name = to_layout
     lay = get_layout(lay_name)
     fps = float(1.0 / np.median(np.diff(t))) if len(t) > 1 and np.median(np.diff(t)) > 0 else 0.0
     names = sorted({iv.label for iv in intervals}) if classes is None else list(classes)

@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--background", action="store_true", help="bag: add no_action clips from unlabelled time"
     )
+    parser.add_argument(
+        "--to-layout", default=None, help="bag: convert the joints to this layout (the encoder's) on the way"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when any file was bad")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -123,6 +126,7 @@ def _prepare_bag(args: argparse.Namespace) -> PrepareReport:
         background=args.background,
         classes=read_classes(args.classes) if args.classes else None,
         joint_check=not args.no_joint_check,
+        to_layout=args.to_layout,
     )
 
 

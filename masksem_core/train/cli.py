@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from masksem_core.config import ConfigError, apply_overrides, deep_merge, from_dict, load_yaml
+from masksem_core.data.sidecar_config import fill_from_sidecar
 from masksem_core.train.checkpoint import CheckpointError
 from masksem_core.train.config import ExperimentConfig
 
@@ -51,6 +52,7 @@ def load_raw(name: str, relative_to: Path | None = None, depth: int = 0) -> dict
 def load_experiment(config: str | None, overrides: list[str]) -> ExperimentConfig:
     data = load_raw(config) if config else {}
     data = apply_overrides(data, overrides)
+    data = fill_from_sidecar(data)  # joints, layout, persons, clip length from the prepared data
     try:
         return from_dict(ExperimentConfig, data)
     except ConfigError as exc:
