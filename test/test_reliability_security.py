@@ -105,6 +105,7 @@ HOSTILE = ["../../escaped", "/tmp/abs_escape", "..\\..\\win", "a/../../b", "\x00
 
 def test_hostile_labels_and_file_names_stay_inside_prepare_output(tmp_path: Path) -> None:
     from masksem_core.data.custom import prepare_custom
+    from masksem_core.data.fixtures import plausible_clip
 
     raw, out = tmp_path / "raw" / "deep", tmp_path / "out"
     (raw / "sub").mkdir(parents=True)
@@ -113,7 +114,7 @@ def test_hostile_labels_and_file_names_stay_inside_prepare_output(tmp_path: Path
     rows = []
     for i, label in enumerate(HOSTILE):
         name = f"sub/..{i}.npy"  # a sample name that looks like a relative path
-        np.save(raw / name, rng.normal(size=(12, 25, 3)).astype(np.float32))
+        np.save(raw / name, plausible_clip("ntu25", 12, rng))
         rows.append({"file": name, "label": label.replace("\x00", ""), "split": "train" if i % 2 else "test"})
     with open(raw / "labels.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, ["file", "label", "split"])

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from masksem_core.data.centre import centre_clip
+from masksem_core.data.centre import centre_clip_keep_unseen
 from masksem_core.data.prepare import Clip, ClipStore, EmptyCorpusError, PrepareReport, write_splits
 from masksem_core.layouts import get_layout
 
@@ -220,7 +220,7 @@ def prepare_bag(
             for slot, other in enumerate(others[: num_persons - 1], start=1):
                 data[:, slot] = tracks[other].joints[first:stop]
             meta = {"split": sp, "person_id": pid, "start_s": float(t[first]), "end_s": float(t[stop - 1])}
-            store.add(Clip(clip_name, centre_clip(data, lay.centre_joint), index[label], meta), report)
+            store.add(Clip(clip_name, centre_clip_keep_unseen(data, lay.centre_joint), index[label], meta), report)
             report.clips += 1
         rows = {s: [i for i, m in enumerate(store.meta) if m["split"] == s] for s in ("train", "test")}
         common = {

@@ -29,3 +29,12 @@ def pad_frames(data: np.ndarray, max_frames: int) -> np.ndarray:
     n = min(len(data), max_frames)
     out[:n] = data[:n]
     return out
+
+
+def centre_clip_keep_unseen(data: np.ndarray, centre_joint: int) -> np.ndarray:
+    """`centre_clip`, but single unseen joints (all-zero, e.g. a NaN the tracker gave or a joint the
+    file's joint order lacks) stay zero too, so they still read as "not seen" after centring."""
+    unseen = ~np.any(np.asarray(data) != 0, axis=-1)  # (T, M, V)
+    out = centre_clip(data, centre_joint)
+    out[unseen] = 0.0
+    return out

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from masksem_core.data.centre import centre_clip
+from masksem_core.data.centre import centre_clip_keep_unseen
 from masksem_core.data.errors import DataFormatError
 from masksem_core.data.joint_order import JointOrder, layout_order, read_joint_order
 from masksem_core.data.prepare import (
@@ -182,7 +182,7 @@ class _CustomClip:
         data = self.order.to_layout(data)
         label = self.label_index[label_text]
         meta = {"split": split, "file": file, "nonfinite_joints": int(bad.sum())}
-        return [Clip(Path(file).stem, centre_clip(data, self.layout.centre_joint), label, meta)]
+        return [Clip(Path(file).stem, centre_clip_keep_unseen(data, self.layout.centre_joint), label, meta)]
 
 
 def prepare_custom(
