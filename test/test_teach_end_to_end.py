@@ -39,7 +39,10 @@ def test_teach_a_new_action_end_to_end(tmp_path: Path, capsys) -> None:
 
     npz = str(data / "lab.npz")  # the data's sidecar gives joints, layout, persons and clip length
     enc = tmp_path / "enc"
-    assert masksem(["pretrain", "--config", "demo_pretrain", f"data.path={npz}", f"run.out_dir={enc}", *TINY]) == 0
+    assert (
+        masksem(["pretrain", "--config", "demo_pretrain", f"data.path={npz}", f"run.out_dir={enc}", *TINY])
+        == 0
+    )
     ft = tmp_path / "ft"
     cfg = ["--config", "demo_pretrain", "--pretrained", str(enc / "last.pt"), f"data.path={npz}"]
     assert masksem(["finetune", *cfg, f"run.out_dir={ft}", "run.head=finetune", *TINY]) == 0
@@ -59,5 +62,7 @@ def test_teach_a_new_action_end_to_end(tmp_path: Path, capsys) -> None:
     assert 0.0 <= report["metrics"]["frame_accuracy"] <= 1.0
     from masksem_core.rosmsg.bag_io import iter_action_frames
 
-    said = {a.label for _, acts in iter_action_frames(next(p for p in out.iterdir() if p.is_dir())) for a in acts}
+    said = {
+        a.label for _, acts in iter_action_frames(next(p for p in out.iterdir() if p.is_dir())) for a in acts
+    }
     assert said and said <= set(side["labels"])
