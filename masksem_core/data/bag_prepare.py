@@ -220,7 +220,8 @@ def prepare_bag(
             for slot, other in enumerate(others[: num_persons - 1], start=1):
                 data[:, slot] = tracks[other].joints[first:stop]
             meta = {"split": sp, "person_id": pid, "start_s": float(t[first]), "end_s": float(t[stop - 1])}
-            store.add(Clip(clip_name, centre_clip_keep_unseen(data, lay.centre_joint), index[label], meta), report)
+            data = centre_clip_keep_unseen(data, lay.centre_joint)
+            store.add(Clip(clip_name, data, index[label], meta), report)
             report.clips += 1
         rows = {s: [i for i, m in enumerate(store.meta) if m["split"] == s] for s in ("train", "test")}
         common = {
