@@ -53,7 +53,8 @@ def synthetic_person(num_frames: int, rng: np.random.Generator, offset: float = 
     base[:, 2] += 3.0
     t = np.arange(num_frames)[:, None, None] / 30.0
     phase = rng.uniform(0, 2 * np.pi, (1, NTU25.num_joints, 3))
-    motion = 0.05 * np.sin(2 * np.pi * rng.uniform(0.3, 1.5) * t + phase)
+    wave = np.sin(2 * np.pi * rng.uniform(0.3, 1.5) * t + phase)  # (T, V, 3)
+    motion = 0.04 * wave[:, :1] + 0.01 * wave  # the body sways as one, joints wiggle a little
     return (base[None] + motion).astype(np.float32)
 
 
