@@ -55,6 +55,19 @@ def test_teach_a_new_action_end_to_end(tmp_path: Path, capsys) -> None:
 
     assert load_bundle(bundle).labels == side["labels"]
 
+    # the recogniser's diagnostic: the recording's skeletons look like bodies; with the trunk reversed not
+    from masksem_core.runtime.recognizer import StreamingRecognizer
+
+    recog = StreamingRecognizer(bundle)
+    for stamp, persons in rec.frames[:90]:
+        if "1" in persons:
+            joints, conf = persons["1"]
+            recog.push("ok", stamp, joints, conf)
+            recog.push("swapped", stamp, joints[[3, 2, 1, 0, *range(4, 25)]], conf)
+    assert recog.joint_order_problems("ok") == []
+    assert any("not above pelvis" in p for p in recog.joint_order_problems("swapped"))
+    assert recog.joint_order_problems("nobody") == []
+
     out = tmp_path / "replay"
     code = masksem(["replay", str(bag), "--bundle", str(bundle), "--labels", str(truth), "--out", str(out)])
     assert code == 0

@@ -374,6 +374,18 @@ class StreamingRecognizer:
             latency_ms=latency,
         )
 
+    def joint_order_problems(self, person_id: Any) -> list[str]:
+        """Diagnostic: what looks wrong (joint order, units, up axis) in this person's buffered frames,
+        in the bundle's layout (`masksem_core.data.joint_check`); empty when they look like a body."""
+        from masksem_core.data.joint_check import joint_order_diagnostic
+
+        with self._lock:
+            track = self.tracks.get(person_id)
+            if track is None or not track.filled:
+                return []
+            frames, _ = track.window()
+            return joint_order_diagnostic(frames.copy(), self.bundle.layout)
+
     # ------------------------------------------------------------------ statistics
     @property
     def stats(self) -> dict[str, Any]:
