@@ -219,3 +219,46 @@ def test_training_config_comes_from_the_sidecar(tmp_path: Path) -> None:
     assert kept["num_frames"] == 64
     with pytest.raises(ConfigError, match=r"model.num_joints=25 .* num_joints 20"):
         fill_from_sidecar({"data": {"path": npz}, "model": {"num_joints": 25}})
+
+
+def test_nite2_order_is_suggested_and_millimetres_are_named(tmp_path: Path, capsys) -> None:
+    from masksem_core.data.joint_order import KNOWN_ORDERS
+
+    openni = get_layout("openni_15")
+    rng = np.random.default_rng(0)
+    clips = [(f"a{i % 3 + 1:02d}_c{i}", plausible_clip("openni_15", 30, rng)) for i in range(12)]
+    nite2 = [openni.index(n) for n in KNOWN_ORDERS["nite2_15"][1]]  # column k holds this openni joint
+    raw = write_custom(tmp_path / "raw", clips, order=nite2)
+    argv = ["prepare", "custom", "--raw", str(raw), "--no-progress"]
+    assert masksem([*argv, "--out", str(tmp_path / "o1")]) == 2
+    err = capsys.readouterr().err
+    assert "layout openni_15 inferred" in err and "joint order looks wrong for layout openni_15" in err
+    assert "--joint-order nite2_15 (openni_15)" in err
+    assert masksem([*argv, "--out", str(tmp_path / "o2"), "--joint-order", "nite2_15"]) == 0
+    x = np.load(tmp_path / "o2" / "custom.npz")["x_train"].reshape(-1, 300, 2, 15, 3)
+    src = np.load(raw / f"{clips[1][0]}.npy")  # clip 1 trains; back in openni order, centred on the torso
+    back = np.zeros_like(src)
+    back[:, nite2] = src
+    np.testing.assert_allclose(x[0, :30, 0], back - back[0, openni.centre_joint], atol=1e-5)
+    mm = write_custom(tmp_path / "mm", [(n, c * 1000) for n, c in clips])
+    assert (
+        masksem(["prepare", "custom", "--raw", str(mm), "--out", str(tmp_path / "o3"), "--no-progress"]) == 2
+    )
+    assert "coordinates look like millimetres" in capsys.readouterr().err
+
+
+def test_prepare_bag_reads_pointcloud_skeletons(tmp_path: Path) -> None:
+    pytest.importorskip("rosbags")
+    from masksem_core.rosmsg.bag_io import write_skeleton_bag
+    from masksem_core.synthetic import make_recording
+    from masksem_core.synthetic.recording import write_intervals_csv
+
+    rec = make_recording(seed=5, num_actions=3)
+    bag = write_skeleton_bag(tmp_path / "bag", rec.frames, rec.layout, as_pointcloud=True)
+    write_intervals_csv(tmp_path / "truth.csv", rec)
+    out = tmp_path / "out"
+    argv = ["prepare", "bag", "--raw", str(bag), "--labels", str(tmp_path / "truth.csv"), "--out", str(out)]
+    assert masksem([*argv, "--no-progress", "--to-layout", "kinect_v1_20"]) == 0
+    side = json.loads((out / "robot.json").read_text())
+    assert side["layout"] == "kinect_v1_20" and side["num_joints"] == 20
+    assert len(side["train"]["names"]) + len(side["test"]["names"]) == len(rec.intervals)
