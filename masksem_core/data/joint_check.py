@@ -16,6 +16,7 @@ which the same clips pass.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -168,7 +169,8 @@ class ClipCheck:
     problems: list[str] = field(default_factory=list)
 
 
-def _median_pos(frames: np.ndarray, seen: np.ndarray, idx: tuple[int, ...]) -> np.ndarray:
+def _landmark_pos(frames: np.ndarray, seen: np.ndarray, idx: tuple[int, ...]) -> np.ndarray:
+    """Per frame, the mean of the landmark's joints `(F, 3)`; NaN where one of them is unseen."""
     ok = seen[:, list(idx)].all(axis=1)
     pos = frames[:, list(idx)].mean(axis=1)
     pos[~ok] = np.nan
@@ -188,17 +190,10 @@ def _person_frames(data: np.ndarray) -> np.ndarray:
 
 
 def _nanmedian(x: np.ndarray, axis: int = 0) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        ok = ~np.isnan(x)
-        out = np.full(x.shape[:axis] + x.shape[axis + 1 :], np.nan)
-        has = ok.any(axis=axis)
-        if has.any():
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                out = np.nanmedian(x, axis=axis)
-        return np.where(has, out, np.nan)
+    """np.nanmedian without the all-NaN warning (an all-NaN slice is NaN: never seen)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(x, axis=axis)
 
 
 def _measure(plan: _Plan, name: str, data: np.ndarray) -> ClipCheck:
@@ -207,11 +202,13 @@ def _measure(plan: _Plan, name: str, data: np.ndarray) -> ClipCheck:
     seen = np.any(frames != 0, axis=2)  # (F, V)
     seg = np.empty((len(frames), len(plan.segments)))
     for s, sg in enumerate(plan.segments):
-        seg[:, s] = np.linalg.norm(_median_pos(frames, seen, sg.a) - _median_pos(frames, seen, sg.b), axis=1)
+        seg[:, s] = np.linalg.norm(
+            _landmark_pos(frames, seen, sg.a) - _landmark_pos(frames, seen, sg.b), axis=1
+        )
     bones = np.asarray(lay.bones, dtype=np.int64).reshape(-1, 2)
     blen = np.linalg.norm(frames[:, bones[:, 0]] - frames[:, bones[:, 1]], axis=2)
     blen[~(seen[:, bones[:, 0]] & seen[:, bones[:, 1]])] = np.nan
-    rel = _median_pos(frames, seen, plan.head) - _median_pos(frames, seen, plan.pelvis)  # (F, 3)
+    rel = _landmark_pos(frames, seen, plan.head) - _landmark_pos(frames, seen, plan.pelvis)  # (F, 3)
     axis, sign = lay.up
     up = _nanmedian(rel[:, axis] * sign) if len(frames) else np.nan
     axes = _nanmedian(rel) if len(frames) else np.full(3, np.nan)
