@@ -34,7 +34,7 @@ MIN_SYMMETRY_M = 0.05  # bones shorter than this on both sides (fingers, face) a
 CONSISTENCY_RATIO = 2.0  # a clip's bone vs the set's median bone, scaled to the clip's body size
 CONSISTENCY_MIN_M = 0.12  # only bones whose set median is this long (half-widths are too noisy)
 MAX_FRAMES = 64  # frames a clip sampled for the check (evenly)
-MAX_CLIPS = 5000  # clips a set sampled for the check (evenly)
+MAX_CLIPS = 2000  # clips a set sampled for the check (evenly; NTU-120 has 114k)
 
 # Landmark roles -> joints averaged, per layout.
 _LANDMARKS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -388,10 +388,11 @@ def check_store(
     lay = get_layout(layout)
     n = len(names)
     rows = range(n) if n <= MAX_CLIPS else np.linspace(0, n - 1, MAX_CLIPS).round().astype(int)
-    clips = (
-        (names[i], np.asarray(x[i, : max(lengths[i], 1)]).reshape(-1, num_persons, lay.num_joints, 3))
+    shape = (-1, num_persons, lay.num_joints, 3)  # each clip kept as its sampled person-frames only
+    clips = [
+        (names[i], _person_frames(np.asarray(x[i, : max(lengths[i], 1)]).reshape(shape)).astype(np.float32))
         for i in rows
-    )
+    ]
     result = check_clips(clips, lay)
     if not result.ok:
         raise JointOrderError(result.message())
