@@ -1,12 +1,17 @@
 """Joint-order check on real NW-UCLA: false alarms as recorded, detection with the trunk swapped and with
 random joint orders, and the time it takes. Run from the repository root: python bench/joint_check_nwucla.py"""
 
-import json, time, pathlib, numpy as np
+import json
+import pathlib
+import time
+
+import numpy as np
+
 from masksem_core.data.joint_check import check_clips
 from masksem_core.layouts import KINECT_V1_20
 
 files = sorted(
-    pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "nw-ucla" / "all_sqe".glob("*.json")
+    (pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "nw-ucla" / "all_sqe").glob("*.json")
 )
 clips = [(f.stem, np.asarray(json.loads(f.read_text())["skeletons"], np.float32)) for f in files]
 t = time.perf_counter()
