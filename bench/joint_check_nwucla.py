@@ -1,5 +1,5 @@
 """Joint-order check on real NW-UCLA: false alarms as recorded, detection with the trunk swapped and with
-random joint orders, and the time it takes. Run from the repository root: python bench/joint_check_nwucla.py"""
+random joint orders, and the time it takes. Run: PYTHONPATH=. python bench/joint_check_nwucla.py"""
 
 import json
 import pathlib
