@@ -9,7 +9,7 @@ import pytest
 
 from masksem_core.data.custom import prepare_custom
 from masksem_core.data.feeder import SkeletonClips
-from masksem_core.data.fixtures import write_pku_fixture
+from masksem_core.data.fixtures import plausible_clip, write_pku_fixture
 from masksem_core.data.pku import prepare_pku
 from masksem_core.layouts import NTU25
 
@@ -31,8 +31,8 @@ def test_pku_sidecars_say_30_fps(tmp_path):
 
 def _custom(root):
     root.mkdir()
-    for i in range(3):
-        np.save(root / f"c{i}.npy", np.random.default_rng(i).normal(size=(12, 25, 3)).astype(np.float32))
+    for i in range(3):  # human bodies: prepare's joint-order check refuses noise
+        np.save(root / f"c{i}.npy", plausible_clip(NTU25.name, 12, np.random.default_rng(i)))
     (root / "labels.csv").write_text("file,label,split\nc0.npy,a,train\nc1.npy,b,train\nc2.npy,a,test\n")
     return root
 
