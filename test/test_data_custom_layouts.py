@@ -207,6 +207,7 @@ def test_custom_refusals_and_unseen_joints(tmp_path: Path, capsys) -> None:
 
 def test_training_config_comes_from_the_sidecar(tmp_path: Path) -> None:
     from masksem_core.config import ConfigError
+    from masksem_core.train.cli import load_experiment
 
     raw = write_custom(tmp_path / "raw", nw_ucla_clips(view=3, limit=10))
     out = tmp_path / "out"
@@ -219,6 +220,8 @@ def test_training_config_comes_from_the_sidecar(tmp_path: Path) -> None:
     assert kept["num_frames"] == 64
     with pytest.raises(ConfigError, match=r"model.num_joints=25 .* num_joints 20"):
         fill_from_sidecar({"data": {"path": npz}, "model": {"num_joints": 25}})
+    with pytest.raises(ConfigError, match=r"model\.patch_len"):  # a wrong type with a sidecar: named too
+        load_experiment(None, [f"data.path={npz}", "model.patch_len=four"])
 
 
 def test_nite2_order_is_suggested_and_millimetres_are_named(tmp_path: Path, capsys) -> None:

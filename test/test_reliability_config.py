@@ -82,8 +82,10 @@ def test_any_override_text(tmp_path: Path, overrides: list[str]) -> None:
         (b"run:\n  seed: \xff\xfe\n", "UTF-8"),
         ("!!python/object/apply:os.system ['true']\n", "not valid YAML"),
         ("a: &a [*a]\n" + "[" * 5000 + "]" * 5000 + "\n", "not valid YAML"),
+        ("data:\n  path: 1\n", "data.path"),  # the sidecar hook leaves wrong types to the validation
+        ("data:\n  path: [a.npz]\n", "data.path"),
     ],
-    ids=["nan-lr", "nan-mlp", "not-utf8", "python-tag", "deep-nesting"],
+    ids=["nan-lr", "nan-mlp", "not-utf8", "python-tag", "deep-nesting", "int-path", "list-path"],
 )
 def test_pathological_configs_name_the_problem(tmp_path: Path, text: str | bytes, key: str) -> None:
     path = tmp_path / "exp.yaml"

@@ -13,6 +13,7 @@ this is called) > data sidecar > defaults.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,15 @@ def fill_from_sidecar(raw: dict[str, Any], say: bool = True) -> dict[str, Any]:
     """`raw` with the model keys the data's sidecar decides filled in (a new mapping; see the docstring)."""
     from masksem_core.data.arrays import read_sidecar
 
-    path = (raw.get("data") or {}).get("path") if isinstance(raw.get("data"), dict) else None
-    if not path or not Path(path).is_file():
+    # Wrong-typed values are left as they are: the config's own validation (`from_dict`) names the field.
+    path = raw["data"].get("path") if isinstance(raw.get("data"), dict) else None
+    model_ok = isinstance(raw.get("model"), (dict, type(None)))
+    if not isinstance(path, (str, os.PathLike)) or not path or not model_ok:
+        return raw
+    try:
+        if not Path(path).is_file():
+            return raw
+    except (OSError, ValueError):  # e.g. a name too long for the file system: the data loader reports it
         return raw
     try:
         meta = read_sidecar(path)
@@ -64,8 +72,9 @@ def fill_from_sidecar(raw: dict[str, Any], say: bool = True) -> dict[str, Any]:
             taken.append(f"model.{key}={value}")
     if "num_frames" not in model:
         lengths = [n for split in ("train", "test") for n in (meta.get(split) or {}).get("valid_lengths", [])]
-        if lengths:
-            model["num_frames"] = suited_num_frames(lengths, int(model.get("patch_len", DEFAULT_PATCH_LEN)))
+        patch_len = model.get("patch_len", DEFAULT_PATCH_LEN)
+        if lengths and type(patch_len) is int and patch_len > 0:  # else from_dict names model.patch_len
+            model["num_frames"] = suited_num_frames(lengths, patch_len)
             taken.append(f"model.num_frames={model['num_frames']}")
     if taken and say:
         print(f"config from the data's sidecar ({path}): {', '.join(taken)}", file=sys.stderr)

@@ -52,8 +52,8 @@ def load_raw(name: str, relative_to: Path | None = None, depth: int = 0) -> dict
 def load_experiment(config: str | None, overrides: list[str]) -> ExperimentConfig:
     data = load_raw(config) if config else {}
     data = apply_overrides(data, overrides)
-    data = fill_from_sidecar(data)  # joints, layout, persons, clip length from the prepared data
     try:
+        data = fill_from_sidecar(data)  # joints, layout, persons, clip length from the prepared data
         return from_dict(ExperimentConfig, data)
     except ConfigError as exc:
         raise ConfigError(f"{config}: {exc}" if config else str(exc)) from None
