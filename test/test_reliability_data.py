@@ -15,13 +15,16 @@ from hypothesis import strategies as st
 
 from masksem_core.data.custom import _CustomClip, read_labels_csv
 from masksem_core.data.errors import DataFormatError
+from masksem_core.data.joint_order import layout_order
 from masksem_core.data.ntu import parse_skeleton_bytes
 from masksem_core.data.nwucla import nwucla_clip
 from masksem_core.data.pku import parse_pku_labels, parse_pku_skeleton
+from masksem_core.layouts import NTU25
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NTU_SAMPLE = SHARED / "ntu-samples" / "S003C001P015R001A034.skeleton"
 UCLA_SAMPLE = SHARED / "nw-ucla" / "all_sqe" / "a01_s01_e00_v01.json"
+NTU25_ORDER = layout_order(NTU25)  # the custom worker reads files in a layout's own joint order
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -248,7 +251,7 @@ def test_custom_npy_with_any_header_and_payload(
 ) -> None:
     path = tmp_path / "clip.npy"
     _npy(path, shape, descr, payload)
-    worker = _CustomClip(tmp_path, "ntu25", None, 2)
+    worker = _CustomClip(tmp_path, NTU25_ORDER, {"0": 0}, 2)
     try:
         (clip,) = worker(("clip.npy", "0", "train"))
     except DataFormatError as exc:
@@ -257,13 +260,20 @@ def test_custom_npy_with_any_header_and_payload(
     assert clip.data.shape[2:] == (25, 3) and np.isfinite(clip.data).all()
 
 
+@pytest.mark.parametrize("shape", [(3, 0, 25, 3), (0, 25, 3), (3, 25, 4), (3, 3, 25, 3)])
+def test_custom_npy_without_a_person_or_of_the_wrong_shape_is_named(tmp_path: Path, shape: tuple) -> None:
+    np.save(tmp_path / "clip.npy", np.zeros(shape, np.float32))
+    with pytest.raises(DataFormatError, match=r"clip\.npy.*shape"):
+        _CustomClip(tmp_path, NTU25_ORDER, {"0": 0}, 2)(("clip.npy", "0", "train"))
+
+
 def test_custom_npy_claiming_a_billion_frames_is_rejected_before_allocation(tmp_path: Path) -> None:
     path = tmp_path / "clip.npy"
     _npy(path, (10**9, 25, 3), "<f4", np.zeros((2, 25, 3), np.float32).tobytes())
     tracemalloc.start()
     try:
         with pytest.raises(DataFormatError, match=r"clip\.npy"):
-            _CustomClip(tmp_path, "ntu25", None, 2)(("clip.npy", "0", "train"))
+            _CustomClip(tmp_path, NTU25_ORDER, {"0": 0}, 2)(("clip.npy", "0", "train"))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

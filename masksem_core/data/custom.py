@@ -165,11 +165,12 @@ class _CustomClip:
         v = self.order.num_columns
         if arr.ndim == 3:
             arr = arr[:, None]
-        if arr.ndim != 4 or arr.shape[2:] != (v, 3) or len(arr) == 0 or arr.shape[1] > self.max_persons:
+        persons_ok = arr.ndim == 4 and 0 < arr.shape[1] <= self.max_persons  # (T, 0, V, 3): nobody
+        if not persons_ok or arr.shape[2:] != (v, 3) or len(arr) == 0:
             order = "" if self.order.name == self.layout.name else f" (joint order {self.order.name})"
             raise DataFormatError(
                 str(path),
-                f"shape {arr.shape}; expected (T, {v}, 3) or (T, M <= {self.max_persons}, {v}, 3) for "
+                f"shape {arr.shape}; expected (T, {v}, 3) or (T, 1 <= M <= {self.max_persons}, {v}, 3) for "
                 f"layout {self.layout.name}{order}",
                 field="shape",
             )
