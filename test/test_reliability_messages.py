@@ -4,6 +4,7 @@ either convert to consistent arrays or fail with the error types the node and re
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import tracemalloc
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 pytest.importorskip("rosbags")
 from rosbags.serde import SerdeError
 
+from masksem_core.layouts import LAYOUTS
 from masksem_core.rosmsg.messages import (
     SKELETON_ARRAY_TYPE,
     get_typestore,
@@ -143,7 +145,8 @@ def test_any_pointcloud2_field_table(
 @given(persons=persons_st.filter(lambda p: len({len(j) for j, _ in p.values()}) == 1))
 def test_pointcloud_round_trip(persons: dict) -> None:
     v = len(next(iter(persons.values()))[0])
-    layout = {25: "ntu25", 20: "kinect_v1_20", 33: "mediapipe33"}.get(v)
+    fits = [name for name, lay in LAYOUTS.items() if lay.num_joints == v]  # inferred only when unique
+    layout = fits[0] if len(fits) == 1 else None
     msg = numpy_to_pointcloud(KIT, 4.0, persons)
     if layout is None:
         with pytest.raises(ValueError, match="layout"):
@@ -153,6 +156,29 @@ def test_pointcloud_round_trip(persons: dict) -> None:
     assert lay == layout and list(back) == list(persons)
     for pid, (joints, _) in persons.items():
         np.testing.assert_array_equal(back[pid][0], joints)
+
+
+UNIQUE_COUNTS = [
+    (15, "openni_15"), (17, "h36m_17"), (20, "kinect_v1_20"), (25, "ntu25"), (32, "azure_kinect_32"),
+    (33, "mediapipe33"), (34, "zed_body_34"), (38, "zed_body_38"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("v, layout", UNIQUE_COUNTS)
+def test_pointcloud_layout_is_inferred_from_a_unique_joint_count(v: int, layout: str) -> None:
+    msg = numpy_to_pointcloud(KIT, 1.0, {"3": (np.zeros((v, 3), np.float32), None)})
+    assert pointcloud_to_numpy(msg)[2] == layout
+
+
+def test_pointcloud_joint_count_of_no_layout_or_several_is_an_error_naming_them(monkeypatch) -> None:
+    msg = numpy_to_pointcloud(KIT, 1.0, {"0": (np.zeros((21, 3), np.float32), None)})
+    with pytest.raises(ValueError, match=r"no layout has 21;.*kinect_v1_20=20"):
+        pointcloud_to_numpy(msg)
+    monkeypatch.setitem(LAYOUTS, "other_25", dataclasses.replace(LAYOUTS["ntu25"], name="other_25"))
+    msg = numpy_to_pointcloud(KIT, 1.0, {"0": (np.zeros((25, 3), np.float32), None)})
+    with pytest.raises(ValueError, match=r"several layouts have 25 joints \(ntu25, other_25\)"):
+        pointcloud_to_numpy(msg)
+    assert pointcloud_to_numpy(msg, layout="ntu25")[2] == "ntu25"  # an explicit layout settles it
 
 
 def test_a_field_past_the_point_step_is_named() -> None:

@@ -58,10 +58,14 @@ def _cloud_array(msg: Any, names: list[str]) -> np.ndarray:
 
 
 def _infer_layout(points_per_person: int) -> str:
+    """The one known layout with this many joints; none or several is an error naming the candidates
+    (a wrong guess would feed the model joints in the wrong order)."""
     names = [n for n, lay in LAYOUTS.items() if lay.num_joints == points_per_person]
     if len(names) != 1:
+        v = points_per_person
+        which = f"several layouts have {v} joints ({', '.join(names)})" if names else f"no layout has {v}"
         raise ValueError(
-            f"PointCloud2 with {points_per_person} points per person: cannot infer the joint layout; "
+            f"PointCloud2 with {v} points per person: cannot infer the joint layout, {which}; "
             f"set it explicitly (known: {', '.join(f'{n}={lay.num_joints}' for n, lay in LAYOUTS.items())})"
         )
     return names[0]
