@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from masksem_core.fileio import atomic_write_bytes, file_mode
+
 SIDECAR_FORMAT = "masksem-skeleton-arrays/1"
 _CHUNK_ROWS = 512
 
@@ -51,29 +53,10 @@ def _write_member(zf: zipfile.ZipFile, name: str, source: np.ndarray, rows: np.n
             fh.write(np.ascontiguousarray(source[idx]).tobytes())
 
 
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def _replace(tmp: str, path: Path) -> None:
     """mkstemp files are 0600; give the final file normal permissions, then move it into place."""
-    os.chmod(tmp, _umask_mode())
+    os.chmod(tmp, file_mode())
     os.replace(tmp, path)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write a small file atomically (temp file in the same directory, then os.replace)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        _replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_split_npz(

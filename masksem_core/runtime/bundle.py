@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import tarfile
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from masksem_core.config import ConfigError, from_dict, to_dict
+from masksem_core.fileio import atomic_write_bytes
 from masksem_core.layouts import SkeletonLayout, get_layout
 from masksem_core.model.classifier import ActionClassifier
 from masksem_core.model.config import ModelConfig
@@ -69,14 +68,8 @@ class Bundle:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomic, fsynced, and readable by other users (the ROS node may run as one): see fileio."""
+    atomic_write_bytes(path, data)
 
 
 def bundle_files(

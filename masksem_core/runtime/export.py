@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from masksem_core.config import ConfigError, from_dict
+from masksem_core.fileio import UnreadableTorchFile, load_torch_weights_only
 from masksem_core.model.classifier import ActionClassifier, LinearProbeHead
 from masksem_core.model.config import ModelConfig
 from masksem_core.runtime.bundle import Bundle, BundleError, bundle_files, write_bundle
@@ -78,9 +79,9 @@ def load_classifier_checkpoint(path: str | Path) -> tuple[ActionClassifier, dict
     if not path.is_file():
         raise BundleError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, pickle with code, ...
-        raise BundleError(f"{path}: cannot be read as a weights-only checkpoint: {exc}") from None
+        ckpt = load_torch_weights_only(path)
+    except UnreadableTorchFile as exc:  # truncated zip, pickle with code, ...
+        raise BundleError(str(exc)) from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") != "classifier":
         kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise BundleError(f"{path}: field 'kind' must be 'classifier', got {kind!r}")

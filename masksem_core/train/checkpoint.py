@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import torch
 from torch import nn
 
 from masksem_core.config import from_dict
+from masksem_core.fileio import UnreadableTorchFile, atomic_write_bytes, load_torch_weights_only
 from masksem_core.model.classifier import ActionClassifier
 from masksem_core.model.config import ModelConfig
 
@@ -53,21 +52,6 @@ def checksum(payload: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def remove_stale_temp_files(path: Path) -> int:
     """Delete temp files a killed writer left beside `path` (only this process writes checkpoints)."""
     removed = 0
@@ -93,9 +77,9 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated zips / pickles
-        raise CheckpointError(f"checkpoint {path} is truncated or not a checkpoint: {exc}") from None
+        payload = load_torch_weights_only(path)
+    except UnreadableTorchFile as exc:
+        raise CheckpointError(f"checkpoint {exc}") from None
     if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint {path}: expected a dict, got {type(payload).__name__}")
     if verify and "sha256" in payload and checksum(payload) != payload["sha256"]:
