@@ -226,8 +226,8 @@ def test_resume_with_weight_average_is_exact(pretrained: Path, nwucla_npz: Path,
     args = ("optim.epochs=2", "optim.ema_decay=0.9", "run.deterministic=true", "run.save_every=1")
     _run(*_finetune_args(pretrained, nwucla_npz, tmp_path / "a", *args))
     _run(*_finetune_args(pretrained, nwucla_npz, tmp_path / "b", *args, "run.stop_after_epochs=1"))
-    with (tmp_path / "b" / "log.csv").open("a") as f:  # a run killed in epoch 3 had logged epoch 2
-        f.write("2,9.9,1.0,0.001,1.0,1.0\n")
+    with (tmp_path / "b" / "log.csv").open("a") as f:  # a run killed in epoch 2 (0-based) had logged epoch 1
+        f.write("1,9.9,1.0,0.001,1.0,1.0\n")
     _run(*_finetune_args(pretrained, nwucla_npz, tmp_path / "b", *args), "--resume")
     a, b = (load_checkpoint(tmp_path / d / "last.pt") for d in "ab")
     for part in ("model", "ema"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import re
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from masksem_core.train.run_env import (
     RunEnv,
     announce,
     resume_run,
+    save_periodic,
     setup_run,
     step_context,
     train_state,
@@ -89,10 +91,10 @@ def finish(
         f"{name}: top-1 {metrics['top1']:.2f}%",
     )
     knn = f", kNN-{env.cfg.probe.knn_k} {metrics['knn_top1']:.2f}%" if "knn_top1" in metrics else ""
-    print(
+    announce(
+        env,
         f"{name} top-1 {metrics['top1']:.2f}% top-5 {metrics['top5']:.2f}%{knn} "
         f"on {metrics['num_samples']} test clips",
-        flush=True,
     )
 
 
@@ -201,7 +203,7 @@ def _fit_probe_head(
         seed_everything(epoch_seed(cfg.run.seed, epoch))
         stats = classify_epoch(wrapper, loader, ctx, epoch)
         if log:
-            env.logger.log(epoch + 1, {"epoch": epoch + 1, **stats})
+            env.logger.log(epoch, stats)
 
 
 def _probe_logits(head: torch.nn.Module, x: torch.Tensor, device: torch.device) -> np.ndarray:
@@ -307,11 +309,12 @@ def _train_supervised(
             if env.info.is_main and metrics["top1"] > extra["best_top1"]:
                 extra["best_top1"] = metrics["top1"]
                 ckpt.save_checkpoint(classifier_payload(scored, train_ds, cfg, epoch, metrics), best_path)
-        env.logger.log(epoch + 1, {"epoch": epoch + 1, **stats})
+        env.logger.log(epoch, stats)
         stopping = cfg.run.stop_after_epochs is not None and epoch + 1 >= cfg.run.stop_after_epochs
+        state = partial(train_state, "classifier-train", model, optimizer, ctx.scaler, epoch, cfg, extra, ema)
+        save_periodic(env, state, epoch)
         if env.info.is_main and ((epoch + 1) % cfg.run.save_every == 0 or final or stopping):
-            state = train_state("classifier-train", model, optimizer, ctx.scaler, epoch, cfg, extra, ema)
-            ckpt.save_checkpoint(state, last)
+            ckpt.save_checkpoint(state(), last)
         if final:
             if val_ds is not None:
                 val_top1 = metrics["top1"]

@@ -1,5 +1,8 @@
 """`masksem pretrain | linprobe | finetune | evaluate --config FILE.yaml [key=value ...]`.
 
+Each command has its own parser (`masksem pretrain --help` lists pretrain's flags only);
+`masksem evaluate --bundle DIR --data NPZ` scores an exported bundle (train/bundle_eval.py).
+
 --config takes a path or the name of a shipped config (`masksem_core/configs/`, e.g. `nwucla_pretrain`).
 A YAML file may start from another with `base: other.yaml` (resolved next to it or among the shipped
 configs). Unknown keys and wrong types are errors that name the key.
@@ -8,15 +11,21 @@ configs). Unknown keys and wrong types are errors that name the key.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from masksem_core.cli import EXIT_INTERRUPTED
 from masksem_core.config import ConfigError, apply_overrides, deep_merge, from_dict, load_yaml
 from masksem_core.data.sidecar_config import fill_from_sidecar
+from masksem_core.fileio import check_writable
+from masksem_core.runtime.bundle import BundleError
+from masksem_core.threads import apply_threads
 from masksem_core.train.checkpoint import CheckpointError
 from masksem_core.train.config import ExperimentConfig
+from masksem_core.train.results import close_text_logs, run_log
 
 SHIPPED = resources.files("masksem_core") / "configs"
 
@@ -59,37 +68,93 @@ def load_experiment(config: str | None, overrides: list[str]) -> ExperimentConfi
         raise ConfigError(f"{config}: {exc}" if config else str(exc)) from None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", help="YAML config path or shipped config name")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. optim.epochs=20 run.seed=1")
-    parser.add_argument("--resume", action="store_true", help="continue from run.out_dir/last.pt")
+def _add_config_arguments(parser: argparse.ArgumentParser, config_required_help: str = "") -> None:
     parser.add_argument(
-        "--init-from", help="pretrain: start from this checkpoint's weights (e.g. a MAMP run)"
+        "--config", "-c", help="YAML config path or shipped config name" + config_required_help
     )
-    parser.add_argument("--pretrained", help="linprobe/finetune: encoder weights to start from")
-    parser.add_argument("--checkpoint", help="evaluate: classifier checkpoint")
-    parser.add_argument("--out", help="shortcut for run.out_dir=...")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. optim.epochs=20 run.seed=1")
+    parser.add_argument("--out", help="run folder (shortcut for run.out_dir=...)")
+
+
+def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
+    """`masksem pretrain`: its flags only (each sub-command has its own parser)."""
+    _add_config_arguments(parser)
+    parser.add_argument("--resume", action="store_true", help="continue from run.out_dir/last.pt")
+    parser.add_argument("--init-from", help="start from this checkpoint's weights (e.g. a MAMP run)")
+
+
+def add_linprobe_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_config_arguments(parser)
+    parser.add_argument("--pretrained", help="encoder weights to probe (a pre-training checkpoint)")
+
+
+def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_config_arguments(parser)
+    parser.add_argument("--resume", action="store_true", help="continue from run.out_dir/last.pt")
+    parser.add_argument("--pretrained", help="encoder weights to start from (a pre-training checkpoint)")
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_config_arguments(parser)
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--checkpoint", help="a classifier checkpoint (classifier.pt)")
+    what.add_argument("--bundle", help="an exported model bundle (directory or archive)")
+    parser.add_argument("--data", help="prepared .npz to score on (shortcut for data.path=...)")
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="--bundle: run it on torch or ONNX Runtime (the bundle's exported ONNX model when it has one)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "int8"),
+        default="fp32",
+        help="--bundle: int8 = ONNX Runtime's dynamic quantisation (needs --backend onnxruntime)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
-    if args.out:
-        overrides.append(f"run.out_dir={args.out}")
-    if args.init_from:
-        overrides.append(f"run.init_from={args.init_from}")
-    if args.pretrained:
-        overrides.append(f"run.pretrained={args.pretrained}")
+    for flag, key in (("out", "out_dir"), ("init_from", "init_from"), ("pretrained", "pretrained")):
+        if getattr(args, flag, None):
+            overrides.append(f"run.{key}={getattr(args, flag)}")
+    if getattr(args, "data", None):
+        overrides.append(f"data.path={args.data}")
+    if args.threads is not None:  # --threads wins over run.threads (and is recorded in config.yaml)
+        overrides.append(f"run.threads={args.threads}")
     try:
         cfg = load_experiment(args.config, overrides)
     except ConfigError as exc:
         print(f"masksem {args.command}: config error: {exc}", file=sys.stderr)
         return 2
     try:
+        check_writable(cfg.run.out_dir, "run.out_dir")
+        if args.threads is None and cfg.run.threads:
+            apply_threads(cfg.run.threads)
+            print(f"masksem {args.command}: {cfg.run.threads} threads (run.threads)", file=sys.stderr)
         return _dispatch(args, cfg)
-    except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as exc:
-        # a user mistake or a damaged input: one clear line, not a traceback
-        print(f"masksem {args.command}: error: {exc}", file=sys.stderr)
+    except (CheckpointError, ConfigError, BundleError, OSError, ValueError) as exc:
+        # a user mistake, a damaged input or a full/unwritable disk: one clear line, not a traceback
+        _say(f"masksem {args.command}: error: {exc}", logging.ERROR)
         return 2
+    except KeyboardInterrupt:
+        last = Path(cfg.run.out_dir) / "last.pt"
+        where = (
+            f"; last checkpoint {last} is complete, continue with --resume"
+            if getattr(args, "resume", None) is not None and last.exists()
+            else ""
+        )
+        _say(f"masksem {args.command}: interrupted (Ctrl-C){where}", logging.WARNING)
+        return EXIT_INTERRUPTED
+    finally:
+        close_text_logs()
+
+
+def _say(text: str, level: int) -> None:
+    """An error or interruption line: on stderr and in the run's train.log (when one is open)."""
+    run_log(text, level)
+    print(text, file=sys.stderr, flush=True)
 
 
 def _dispatch(args: argparse.Namespace, cfg: ExperimentConfig) -> int:
@@ -106,8 +171,16 @@ def _dispatch(args: argparse.Namespace, cfg: ExperimentConfig) -> int:
 
         finetune(cfg, resume=args.resume)
     elif args.command == "evaluate":
+        if args.bundle:
+            if args.precision == "int8" and args.backend != "onnxruntime":
+                print("masksem evaluate: --precision int8 needs --backend onnxruntime", file=sys.stderr)
+                return 2
+            from masksem_core.train.bundle_eval import evaluate_bundle
+
+            evaluate_bundle(cfg, args.bundle, args.backend, args.precision)
+            return 0
         if not args.checkpoint:
-            print("masksem evaluate: --checkpoint is required", file=sys.stderr)
+            print("masksem evaluate: --checkpoint or --bundle is required", file=sys.stderr)
             return 2
         from masksem_core.train.classify import evaluate
 

@@ -108,7 +108,9 @@ class RunConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     threads: int | None = None  # torch intra-op threads; 1 is much faster on a CPU shared with other jobs
     deterministic: bool = False
-    save_every: int = 10
+    save_every: int = 10  # epochs between last.pt writes (and always the last epoch)
+    keep_every: int | None = None  # also keep epoch_NNN.pt every this many epochs (None: off)
+    keep_last: int | None = None  # of those, keep only the newest this many (None: all)
     eval_every: int = 10
     log_every: int = 20
     init_from: str | None = None
@@ -121,6 +123,12 @@ class RunConfig:
         None  # leave early (checkpoint kept): for time-limited jobs; --resume goes on
     )
     progress: bool = True
+
+    def validate(self) -> None:
+        for name in ("threads", "keep_every", "keep_last", "save_every"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"run.{name} must be >= 1 (or unset), got {value}")
 
 
 @dataclass

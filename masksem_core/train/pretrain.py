@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from masksem_core.model import MaskSemPretrainer
@@ -13,7 +14,15 @@ from masksem_core.train.engine import pretrain_epoch
 from masksem_core.train.loaders import EpochLoader, epoch_seed, make_dataset, seed_everything
 from masksem_core.train.optim import build_optimizer
 from masksem_core.train.results import write_json
-from masksem_core.train.run_env import announce, resume_run, setup_run, step_context, train_state, wrap_ddp
+from masksem_core.train.run_env import (
+    announce,
+    resume_run,
+    save_periodic,
+    setup_run,
+    step_context,
+    train_state,
+    wrap_ddp,
+)
 
 
 def pretrain(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
@@ -29,10 +38,11 @@ def pretrain(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
         announce(env, f"initialised encoder{' and decoder' if dec else ''} from {cfg.run.init_from}")
     optimizer = build_optimizer(model, cfg.optim, cfg.model.depth)
     ctx = step_context(env, optimizer)
-    start = 0
-    last = env.out / "last.pt"
+    start, extra = 0, {"best_loss": None}
+    last, best = env.out / "last.pt", env.out / "best.pt"
     if resume and last.exists():
-        start, _ = resume_run(env, last, model, optimizer, ctx.scaler)
+        start, extra = resume_run(env, last, model, optimizer, ctx.scaler)
+        extra.setdefault("best_loss", None)
     ddp = wrap_ddp(model, env)
     train = EpochLoader(
         make_dataset(cfg, cfg.data.train_split, train=True),
@@ -52,14 +62,19 @@ def pretrain(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
         seed_everything(epoch_seed(cfg.run.seed, epoch, env.info.rank))
         train.set_epoch(epoch)
         stats = pretrain_epoch(ddp, train, ctx, epoch)
-        stats["epoch"] = epoch + 1
         stats["elapsed_s"] = time.time() - t0
-        env.logger.log(epoch + 1, stats)
+        env.logger.log(epoch, stats)
         if env.info.is_main:
+            state = partial(train_state, "pretrain", model, optimizer, ctx.scaler, epoch, cfg, extra)
+            if extra["best_loss"] is None or stats["loss"] < extra["best_loss"]:
+                extra["best_loss"] = stats["loss"]  # best.pt: the lowest epoch-mean training loss
+                ckpt.save_checkpoint(state(), best)
+            save_periodic(env, state, epoch)
             stopping = cfg.run.stop_after_epochs is not None and epoch + 1 >= cfg.run.stop_after_epochs
             if (epoch + 1) % cfg.run.save_every == 0 or epoch + 1 == cfg.optim.epochs or stopping:
-                ckpt.save_checkpoint(train_state("pretrain", model, optimizer, ctx.scaler, epoch, cfg), last)
-            print(
+                ckpt.save_checkpoint(state(), last)
+            announce(
+                env,
                 f"epoch {epoch + 1}/{cfg.optim.epochs} loss {stats['loss']:.4f} "
                 f"mask {stats.get('mask_ratio', 0):.3f} motion masked/kept "
                 f"{stats.get('motion_masked', 0):.4f}/{stats.get('motion_kept', 0):.4f}"
@@ -68,7 +83,6 @@ def pretrain(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
                     if "cam_masked" in stats
                     else ""
                 ),
-                flush=True,
             )
     result = {
         "final_loss": stats.get("loss"),
@@ -76,8 +90,12 @@ def pretrain(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
         "wall_time_s": time.time() - t0,
         "last_epoch_stats": stats,
         "checkpoint": str(last),
+        "best_checkpoint": str(best),
+        "best_loss": extra["best_loss"],
     }
-    if env.info.is_main:
+    if start >= cfg.optim.epochs:
+        announce(env, f"pretrain: {last} already holds all {cfg.optim.epochs} epochs; nothing to do")
+    elif env.info.is_main:
         write_json(env.out / "results.json", result)
         announce(env, f"pretrain done: final loss {stats.get('loss', float('nan')):.4f} -> {last}")
     env.logger.close()

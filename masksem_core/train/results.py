@@ -1,10 +1,11 @@
-"""Run outputs: classification metrics, results.json (atomic), confusion-matrix PNG, CSV/TensorBoard logs."""
+"""Run outputs: metrics, results.json (atomic), confusion-matrix PNG, CSV/TensorBoard/text logs."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -78,16 +79,55 @@ def plot_confusion(
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
+# train.log gets every run message (announce(), through RUN_LOGGER, which does not propagate, so it is
+# printed once, by announce) and the library's warnings (LIBRARY_LOGGER: masksem_core.* module loggers).
+RUN_LOGGER, LIBRARY_LOGGER = "masksem_core.run", "masksem_core"
+_text_handlers: list[logging.FileHandler] = []
+
+
+def _detach(handler: logging.FileHandler) -> None:
+    for name in (RUN_LOGGER, LIBRARY_LOGGER):
+        logging.getLogger(name).removeHandler(handler)
+    handler.close()
+    if handler in _text_handlers:
+        _text_handlers.remove(handler)
+
+
+def close_text_logs() -> None:
+    """Detach every run's train.log handler (a run that failed or was interrupted left its own)."""
+    while _text_handlers:
+        _detach(_text_handlers[-1])
+
+
+def run_log(text: str, level: int = logging.INFO) -> None:
+    """A line for the open runs' train.log (announce() prints it as well)."""
+    logging.getLogger(RUN_LOGGER).log(level, text)
+
+
 class RunLogger:
-    """Appends one CSV row per epoch and mirrors scalars to TensorBoard (when it is installed)."""
+    """log.csv (one row per epoch, `epoch` first), TensorBoard scalars and the plain-text train.log.
+
+    `epoch` is the 0-based epoch index, the same number a checkpoint's `epoch` field holds. A resumed
+    run calls `forget_after` first, so after any number of resumes each epoch has exactly one row."""
 
     def __init__(self, out_dir: Path, enabled: bool = True) -> None:
         self.enabled = enabled
         self.csv_path = out_dir / "log.csv"
         self.fields: list[str] | None = None
         self.tb = None
+        self.text: logging.FileHandler | None = None
         if enabled:
             out_dir.mkdir(parents=True, exist_ok=True)
+            self.text = logging.FileHandler(out_dir / "train.log", encoding="utf-8")
+            self.text.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+            )
+            run = logging.getLogger(RUN_LOGGER)
+            run.setLevel(logging.INFO)
+            run.propagate = False
+            run.addHandler(self.text)
+            logging.getLogger(LIBRARY_LOGGER).addHandler(self.text)
+            _text_handlers.append(self.text)
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -95,9 +135,11 @@ class RunLogger:
             except ImportError:  # tensorboard is optional
                 self.tb = None
 
-    def log(self, step: int, row: dict[str, float]) -> None:
+    def log(self, epoch: int, row: dict[str, float]) -> None:
+        """One epoch's row (0-based `epoch`; a key `epoch` in `row` is ignored)."""
         if not self.enabled:
             return
+        row = {"epoch": epoch, **{k: v for k, v in row.items() if k != "epoch"}}
         if self.csv_path.exists() and self.fields is None:
             with self.csv_path.open() as f:
                 header = f.readline().strip()
@@ -112,17 +154,25 @@ class RunLogger:
             csv.writer(f).writerow([row.get(k, "") for k in self.fields])
         if self.tb is not None:
             for k, v in row.items():
-                if isinstance(v, (int, float)):
-                    self.tb.add_scalar(k, v, step)
+                if isinstance(v, (int, float)) and k != "epoch":
+                    self.tb.add_scalar(k, v, epoch)
 
-    def forget_after(self, step: int) -> int:
-        """Drop the rows logged after `step` (a resumed run redoes those epochs); returns how many."""
+    def forget_after(self, epoch: int) -> int:
+        """Drop the rows of epochs >= `epoch` (a resumed run redoes them); returns how many."""
         if not self.enabled or not self.csv_path.exists():
             return 0
         rows = self._read()
-        if not rows:
+        if not rows or "epoch" not in rows[0]:
             return 0
-        keep = [r for r in rows[1:] if not r or not r[0].isdigit() or int(r[0]) <= step]
+        col = rows[0].index("epoch")
+
+        def done(r: list[str]) -> bool:
+            try:
+                return int(float(r[col])) < epoch
+            except (IndexError, ValueError):
+                return False  # a damaged row (the write a kill interrupted) goes too
+
+        keep = [r for r in rows[1:] if done(r)]
         dropped = len(rows) - 1 - len(keep)
         if dropped:
             self._rewrite([rows[0], *keep])
@@ -148,3 +198,6 @@ class RunLogger:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+        if self.text is not None:
+            _detach(self.text)
+            self.text = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +12,15 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from masksem_core.cli import version
 from masksem_core.config import to_dict
+from masksem_core.threads import load_average, usable_cores
 from masksem_core.train import checkpoint as ckpt
 from masksem_core.train.config import ExperimentConfig
 from masksem_core.train.distributed import DistInfo, init_distributed, resolve_device
 from masksem_core.train.engine import StepContext
 from masksem_core.train.loaders import epoch_seed, seed_everything
-from masksem_core.train.results import RunLogger, write_json
+from masksem_core.train.results import RunLogger, run_log, write_json
 
 
 @dataclasses.dataclass
@@ -29,7 +33,7 @@ class RunEnv:
 
 
 def setup_run(cfg: ExperimentConfig) -> RunEnv:
-    if cfg.run.threads:
+    if cfg.run.threads:  # masksem_core/threads.py applied --threads already; run.threads is the same value
         torch.set_num_threads(cfg.run.threads)
     device = resolve_device(cfg.run.device)
     info = init_distributed(device)
@@ -44,7 +48,15 @@ def setup_run(cfg: ExperimentConfig) -> RunEnv:
         import yaml
 
         ckpt.atomic_write_bytes(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
-    return RunEnv(cfg, device, info, out, RunLogger(out, enabled=info.is_main))
+    env = RunEnv(cfg, device, info, out, RunLogger(out, enabled=info.is_main))
+    if info.is_main:
+        load = load_average()
+        run_log(
+            f"masksem {version()} | {' '.join(sys.argv)} | torch {torch.__version__} on {device}, "
+            f"{torch.get_num_threads()} thread(s), {usable_cores()} usable cores, load average "
+            + (f"{load:.2f}" if load is not None else "unknown")
+        )
+    return env
 
 
 def step_context(
@@ -125,5 +137,25 @@ def train_state(
 
 
 def announce(env: RunEnv, text: str) -> None:
+    """Print a run message (main rank) and add it to the run's train.log."""
     if env.info.is_main:
+        run_log(text)
         print(text, flush=True)
+
+
+def periodic_path(out: Path, epoch: int) -> Path:
+    """epoch_NNN.pt: the state at the end of epoch NNN (0-based, as log.csv and the `epoch` field)."""
+    return out / f"epoch_{epoch:03d}.pt"
+
+
+def save_periodic(env: RunEnv, state: Callable[[], dict[str, Any]], epoch: int) -> Path | None:
+    """Every run.keep_every epochs keep epoch_NNN.pt (the newest run.keep_last of them, when set)."""
+    every, keep = env.cfg.run.keep_every, env.cfg.run.keep_last
+    if not env.info.is_main or not every or (epoch + 1) % every:
+        return None
+    path = periodic_path(env.out, epoch)
+    ckpt.save_checkpoint(state(), path)
+    if keep:
+        for old in sorted(env.out.glob("epoch_[0-9][0-9][0-9]*.pt"))[:-keep]:
+            old.unlink(missing_ok=True)
+    return path
