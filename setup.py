@@ -4,6 +4,7 @@ On a ROS 2 workspace the root package is built by colcon through CMakeLists.txt 
 torch is deliberately unpinned here: install the build you want first (README: CPU pin or CUDA).
 """
 
+import re
 import shutil
 from pathlib import Path
 
@@ -22,9 +23,12 @@ class BuildPyWithMessages(build_py):
             shutil.copy2(msg, target / msg.name)
 
 
+# One version: package.xml's (what ROS tools read); `masksem --version` prints the installed one.
+VERSION = re.search(r"<version>([^<]+)</version>", Path(__file__).with_name("package.xml").read_text())[1]
+
 setup(
     name="masksem",
-    version="0.1.0",
+    version=VERSION,
     description="MaskSem: self-supervised skeleton action recognition for collaborative robots",
     python_requires=">=3.10",
     packages=find_namespace_packages(

@@ -26,7 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("masksem_core.train.cli", "self-supervised pre-training (masked motion prediction)"),
     "linprobe": ("masksem_core.train.cli", "linear probe on a frozen pre-trained encoder"),
     "finetune": ("masksem_core.train.cli", "fine-tune (also semi-supervised and transfer)"),
-    "evaluate": ("masksem_core.train.cli", "evaluate a trained classifier checkpoint"),
+    "evaluate": (
+        "masksem_core.train.cli",
+        "score a classifier checkpoint or an exported bundle (torch/ONNX/int8) on a data set",
+    ),
     "export": ("masksem_core.runtime.export_cli", "write a model bundle / TorchScript / ONNX"),
     "replay": ("masksem_core.replay.cli", "replay a rosbag2 recording through the recogniser"),
     "stitch": ("masksem_core.replay.stitch_cli", "a continuous recording (bag + truth) from prepared clips"),

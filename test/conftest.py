@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -48,11 +49,18 @@ TINY_MODEL_OVERRIDES = [
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """Tiny models run many times faster on one thread than on two cores shared with other jobs
-    (OpenMP synchronisation dominates); tests use tiny models only."""
+    (OpenMP synchronisation dominates); tests use tiny models only. `masksem` commands run in-process
+    apply their thread rule (default: OMP_NUM_THREADS), so the environment says 1 as well."""
     before = torch.get_num_threads()
+    env_before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+    if env_before is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = env_before
 
 
 def make_tiny_bundle(

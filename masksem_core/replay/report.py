@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from masksem_core.fileio import file_mode
 from masksem_core.replay.metrics import FrameLabels, is_background, runs
 
 
@@ -25,6 +26,7 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(obj, fh, indent=2, sort_keys=False, allow_nan=False, default=_json_default)
             fh.write("\n")
+        os.chmod(tmp, file_mode())  # mkstemp makes it private; a report is for sharing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

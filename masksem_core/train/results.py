@@ -83,6 +83,8 @@ def plot_confusion(
 # printed once, by announce) and the library's warnings (LIBRARY_LOGGER: masksem_core.* module loggers).
 RUN_LOGGER, LIBRARY_LOGGER = "masksem_core.run", "masksem_core"
 _text_handlers: list[logging.FileHandler] = []
+logging.getLogger(RUN_LOGGER).addHandler(logging.NullHandler())  # no run open: run_log() writes nothing
+logging.getLogger(RUN_LOGGER).propagate = False
 
 
 def _detach(handler: logging.FileHandler) -> None:
@@ -124,7 +126,6 @@ class RunLogger:
             )
             run = logging.getLogger(RUN_LOGGER)
             run.setLevel(logging.INFO)
-            run.propagate = False
             run.addHandler(self.text)
             logging.getLogger(LIBRARY_LOGGER).addHandler(self.text)
             _text_handlers.append(self.text)
