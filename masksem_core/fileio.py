@@ -77,6 +77,7 @@ def check_writable(path: str | os.PathLike, what: str = "--out") -> Path:
 
 
 _GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_UNPICKLER = re.compile(r"WeightsUnpickler error:\s*([^\n]+)")
 
 
 def load_torch_weights_only(path: str | os.PathLike) -> Any:
@@ -95,12 +96,18 @@ def load_torch_weights_only(path: str | os.PathLike) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = _GLOBAL.search(str(exc))
-        what = f" ({found.group(1)})" if found else ""
+        if not found:  # garbage bytes, not a pickle of objects
+            detail = _UNPICKLER.search(str(exc))
+            reason = detail.group(1) if detail else "not a torch file"
+            raise UnreadableTorchFile(f"{path} is truncated or not a checkpoint: {reason}") from None
         raise UnreadableTorchFile(
-            f"{path} holds Python objects{what}, not only tensors and plain data; it is refused, since "
-            "loading it could run code. Use a checkpoint written by `masksem` (or re-save the state "
-            "dict alone with torch.save)"
+            f"{path} holds Python objects ({found.group(1)}) besides tensors and plain data, so it cannot "
+            "be read weights-only; it is refused, since unpickling it could run code. Use a checkpoint "
+            "written by `masksem` (or re-save the state dict alone with torch.save)"
         ) from None
     except Exception as exc:  # torch raises several types for truncated zips
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UnreadableTorchFile(f"{path} is truncated or not a checkpoint: {reason}") from None
+        raise UnreadableTorchFile(f"{path} is truncated or not a checkpoint: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
