@@ -22,7 +22,7 @@ PROBE_TORCH_INDEX = [ -n "$(TORCH_INDEX)" ] && $(PYTHON) -c 'import sys, threadi
 ok = []; url, limit = sys.argv[1].rstrip("/") + "/torch/", float(sys.argv[2]); \
 t = threading.Thread(target=lambda: ok.append(u.urlopen(url, timeout=limit).status == 200), daemon=True); \
 t.start(); t.join(limit); sys.exit(0 if ok == [True] else 1)' "$(TORCH_INDEX)" "$(TORCH_PROBE_S)" 2>/dev/null
-PROBE_FAILED = $(if $(TORCH_INDEX),$(TORCH_INDEX) not reachable, probe limit $(TORCH_PROBE_S) s,TORCH_INDEX is empty)
+PROBE_FAILED = $(if $(TORCH_INDEX),$(TORCH_INDEX) not reachable in $(TORCH_PROBE_S) s,TORCH_INDEX is empty)
 
 .PHONY: install demo test lint bench clean torch-source
 
