@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `masksem demo`."""
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
     parser.add_argument(
-        "--quick", action="store_true", help="smaller budget (a smoke test, ~3 min on 2 cores)"
+        "--quick", action="store_true", help="smaller budget: a smoke test (times: docs/demo.md, Budget)"
     )
     parser.add_argument(
         "--compare", action="store_true", help="also pre-train MAMP and random masking on the same budget"
