@@ -68,10 +68,8 @@ def load_experiment(config: str | None, overrides: list[str]) -> ExperimentConfi
         raise ConfigError(f"{config}: {exc}" if config else str(exc)) from None
 
 
-def _add_config_arguments(parser: argparse.ArgumentParser, config_required_help: str = "") -> None:
-    parser.add_argument(
-        "--config", "-c", help="YAML config path or shipped config name" + config_required_help
-    )
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", help="YAML config path or shipped config name")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. optim.epochs=20 run.seed=1")
     parser.add_argument("--out", help="run folder (shortcut for run.out_dir=...)")
 
@@ -121,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
             overrides.append(f"run.{key}={getattr(args, flag)}")
     if getattr(args, "data", None):
         overrides.append(f"data.path={args.data}")
-    if args.threads is not None:  # --threads wins over run.threads (and is recorded in config.yaml)
-        overrides.append(f"run.threads={args.threads}")
+    threads = getattr(args, "threads", None)
+    if threads is not None:  # --threads wins over run.threads (and is recorded in config.yaml)
+        overrides.append(f"run.threads={threads}")
     try:
         cfg = load_experiment(args.config, overrides)
     except ConfigError as exc:
@@ -130,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         check_writable(cfg.run.out_dir, "run.out_dir")
-        if args.threads is None and cfg.run.threads:
+        if threads is None and cfg.run.threads:  # the config's value, applied like --threads
             apply_threads(cfg.run.threads)
             print(f"masksem {args.command}: {cfg.run.threads} threads (run.threads)", file=sys.stderr)
         return _dispatch(args, cfg)
