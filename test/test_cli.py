@@ -265,6 +265,7 @@ def test_clip_scores_of_dense_bundles_leave_out_the_background() -> None:
 
 
 def test_evaluate_bundle_agrees_with_the_checkpoint(nwucla_npz: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime", reason="the export extra (ONNX Runtime) is not installed")
     from masksem_core.runtime.export import export, load_classifier_checkpoint
 
     probe = tmp_path / "probe"
