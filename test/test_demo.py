@@ -155,3 +155,26 @@ def test_cuda_without_a_gpu_is_a_usage_error(tmp_path: Path, capsys: pytest.Capt
     assert main(["demo", "--out", str(tmp_path / "x"), "--device", "cuda"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_bundle_and_report_are_readable_by_other_users(demo: tuple) -> None:
+    """A ROS node running as another user reads the bundle; anyone may open the report."""
+    import os
+
+    out = demo[0]
+    umask = os.umask(0)
+    os.umask(umask)
+    if umask & 0o044:
+        pytest.skip(f"this process's umask {umask:03o} itself keeps files from others")
+    paths = DemoPaths(out)
+    files = [p for d in (paths.bundle, paths.report, paths.replay) for p in d.rglob("*") if p.is_file()]
+    files += [p for run in (paths.pretrain("masksem"), paths.probe("masksem")) for p in run.glob("*.*")]
+    assert len(files) > 15
+    private = [
+        f"{p.relative_to(out)} {p.stat().st_mode & 0o777:o}"
+        for p in files
+        if p.stat().st_mode & 0o044 != 0o044
+    ]
+    assert not private, private
+    for folder in (paths.bundle, paths.report, paths.replay):
+        assert folder.stat().st_mode & 0o055 == 0o055, folder
