@@ -105,6 +105,28 @@ def test_threads_rule_and_start_line(monkeypatch: pytest.MonkeyPatch) -> None:
         os.environ["MKL_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(before)
 
 
+def test_run_threads_in_a_config_is_the_same_setting(tmp_path: Path) -> None:
+    """One rule: --threads, else run.threads, else OMP_NUM_THREADS, else the usable cores."""
+    before = torch.get_num_threads()
+    base = (
+        "pretrain",
+        "--config",
+        "nwucla_pretrain",
+        f"data.path={tmp_path / 'none.npz'}",
+        "--out",
+        str(tmp_path),
+    )
+    try:
+        code, _, err = _main(*base, "run.threads=2")
+        assert code == 2 and "masksem pretrain: 2 threads (run.threads)" in err  # then the missing data
+        assert torch.get_num_threads() == 2
+        code, _, err = _main(*base, "run.threads=2", "--threads", "1")
+        assert "(run.threads)" not in err and "1 thread (--threads)" in err and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+        os.environ["MKL_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(before)
+
+
 def test_bad_threads_value_is_a_usage_error() -> None:
     code, _, err = _main("pretrain", "--threads", "0")
     assert code == 2 and "--threads: must be >= 1, got 0" in err
