@@ -9,9 +9,11 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -324,3 +326,25 @@ def test_evaluate_bundle_agrees_with_the_checkpoint(nwucla_npz: Path, tmp_path: 
     assert abs(got["fp32", "onnxruntime"]["top1"] - want["top1"]) <= 0.5  # float rounding may flip a tie
     assert abs(got["int8", "onnxruntime"]["top1"] - want["top1"]) <= 3.0  # dynamic int8 quantisation
     assert got["int8", "onnxruntime"]["num_samples"] == want["num_samples"]
+
+
+# ---------------------------------------------------------------------------------------------- install
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_install_falls_back_to_the_pinned_torch_quickly_without_the_torch_index() -> None:
+    """`make install` probes TORCH_INDEX with a time limit: an index that accepts the connection but never
+    answers costs TORCH_PROBE_S seconds, then the pinned torch comes from pip's own index."""
+    import socket
+
+    probe = ["make", "-s", "-C", str(REPO), "torch-source", f"PYTHON={sys.executable}", "TORCH_PROBE_S=1"]
+    pin = re.search(r"^TORCH \?= (\S+)$", (REPO / "Makefile").read_text(), re.M).group(1)
+    with socket.socket() as silent:  # listens, never accepts or answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        index = f"http://127.0.0.1:{silent.getsockname()[1]}/whl/cpu"
+        t0 = time.monotonic()
+        out = subprocess.run([*probe, f"TORCH_INDEX={index}"], capture_output=True, text=True)
+        waited = time.monotonic() - t0
+    assert 0.9 < waited < 10, waited
+    assert out.stdout.strip() == f"{pin} from pip's configured index ({index} not reachable in 1 s)"
+    empty = subprocess.run([*probe, "TORCH_INDEX="], capture_output=True, text=True).stdout.strip()
+    assert empty == f"{pin} from pip's configured index (TORCH_INDEX is empty)"
