@@ -15,6 +15,7 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_PROBE_S ?= 5
 EXTRAS ?= export,pose,test,fast
+THREADS ?=   # make demo THREADS=1 on a CPU shared with other jobs (default: masksem's, see README)
 BIN := $(VENV)/bin
 
 # exit 0 when $(TORCH_INDEX) answers within $(TORCH_PROBE_S) s (DNS included: the wait is on a thread)
@@ -42,7 +43,7 @@ $(VENV)/.installed: setup.py package.xml
 	touch $@
 
 demo: install
-	$(BIN)/masksem demo --out demo_out
+	$(BIN)/masksem demo --out demo_out $(if $(THREADS),--threads $(THREADS))
 
 test: install
 	$(BIN)/ruff check .
