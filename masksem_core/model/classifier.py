@@ -1,4 +1,11 @@
-"""Downstream heads on the pre-trained encoder: linear probe and the fine-tune MLP of METHOD.md."""
+"""Downstream heads on the pre-trained encoder: linear probe and the fine-tune MLP of METHOD.md.
+
+`dense=True` applies the same head to every temporal token (features pooled over joints/persons per
+token, not over time): the model then returns per-token logits `(N, L_t, K)` so a streaming recogniser
+can say which frames of a window show which action. `background=True` marks the last class as
+"no action" (learned from background windows); `clip_logits` excludes it when asked which action a
+whole clip shows (mean of token logits, docs/INTERFACES.md interface 2).
+"""
 
 from __future__ import annotations
 
@@ -52,11 +59,17 @@ class ActionClassifier(nn.Module):
         num_classes: int,
         head: Literal["linear", "finetune"] = "linear",
         head_dropout: float = 0.0,
+        dense: bool = False,
+        background: bool = False,
     ) -> None:
         super().__init__()
         self.cfg = cfg
         self.num_classes = num_classes
         self.head_kind = head
+        self.dense = bool(dense)
+        self.background = bool(background)
+        if self.background and num_classes < 2:
+            raise ValueError("a model with a background class needs at least one action class besides it")
         self.encoder = SkeletonEncoder(cfg)
         if head == "linear":
             self.head: nn.Module = LinearProbeHead(cfg.dim, num_classes)
@@ -77,9 +90,38 @@ class ActionClassifier(nn.Module):
         """The pooled (N, D) feature used by linear probes and kNN."""
         return self.pooled_features(x)[0]
 
+    def token_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, V, M) -> per-token, per-joint features (N, L_t, V, D) (mean over present persons)."""
+        feats, sel = self.encoder.forward_sequences(x)
+        p, length, d = feats.shape
+        joints = x.shape[3]
+        return sel.pool(feats.view(p, length // joints, joints, d))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled, per_joint = self.pooled_features(x)
-        return self.head(pooled, per_joint)
+        """Clip logits (N, K), or per-token logits (N, L_t, K) for a dense model."""
+        if not self.dense:
+            pooled, per_joint = self.pooled_features(x)
+            return self.head(pooled, per_joint)
+        tokens = self.token_features(x)  # (N, S, V, D)
+        n, s, v, d = tokens.shape
+        flat = tokens.reshape(n * s, v, d)
+        return self.head(flat.mean(dim=1), flat).view(n, s, -1)
+
+    def clip_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Which action each clip shows: (N, K) logits, or (N, K-1) without the background column."""
+        return clip_scores(self(x), self.dense, self.background)
 
 
-__all__ = ["ActionClassifier", "FineTuneHead", "LinearProbeHead", "PresentSequences"]
+def output_kind(meta: dict) -> dict[str, bool]:
+    """`dense` / `background` constructor arguments from checkpoint or bundle metadata (absent: False)."""
+    return {"dense": bool(meta.get("dense")), "background": bool(meta.get("background_label"))}
+
+
+def clip_scores(logits: torch.Tensor, dense: bool, background: bool) -> torch.Tensor:
+    """Model output -> clip-level action logits: mean over tokens (dense), background column dropped."""
+    if dense:
+        logits = logits.mean(dim=1)
+    return logits[:, :-1] if background else logits
+
+
+__all__ = ["ActionClassifier", "clip_scores", "output_kind", "FineTuneHead", "LinearProbeHead", "PresentSequences"]

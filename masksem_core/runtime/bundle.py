@@ -25,7 +25,7 @@ from safetensors.torch import save as save_safetensors
 from masksem_core.config import ConfigError, from_dict, to_dict
 from masksem_core.fileio import atomic_write_bytes
 from masksem_core.layouts import SkeletonLayout, get_layout
-from masksem_core.model.classifier import ActionClassifier
+from masksem_core.model.classifier import ActionClassifier, output_kind
 from masksem_core.model.config import ModelConfig
 
 FORMAT = "masksem-bundle"
@@ -65,6 +65,21 @@ class Bundle:
     @property
     def crop_ratio(self) -> float:
         return float(self.normalisation.get("crop_ratio", 1.0))
+
+    @property
+    def dense(self) -> bool:
+        """The model returns per-token logits (N, L_t, K) (interface 2)."""
+        return bool(self.model.dense)
+
+    @property
+    def background_label(self) -> str | None:
+        """The label meaning "no action" (the last one) of a stream-trained bundle, else None."""
+        return self.labels[-1] if self.model.background else None
+
+    @property
+    def recognizer(self) -> dict[str, Any]:
+        """The recogniser settings chosen for this model (interface 3); empty when none were written."""
+        return dict(self.meta.get("recognizer") or {})
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -110,6 +125,9 @@ def bundle_files(
         "normalisation": {k: (float(v) if k == "crop_ratio" else v) for k, v in norm.items()},
         "weights": WEIGHTS_FILE,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        "dense": bool(model.dense),
+        "background_label": labels[-1] if model.background else None,
+        **({"token_frames": int(window_frames or cfg.num_frames) / cfg.num_segments} if model.dense else {}),
         **(extra or {}),
     }
     return {WEIGHTS_FILE: weights, META_FILE: yaml.safe_dump(meta, sort_keys=False).encode()}
@@ -273,7 +291,16 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
         raise BundleError(f"{where}: normalisation.centre_joint must be a joint index of {layout.name}")
     if not 0.0 < float(norm.get("crop_ratio", 1.0)) <= 1.0:
         raise BundleError(f"{where}: normalisation.crop_ratio must be in (0, 1]")
-    model = ActionClassifier(cfg, num_classes, head)
+    background = meta.get("background_label")
+    if background is not None and (not isinstance(background, str) or labels[-1] != background):
+        raise BundleError(f"{where}: background_label {background!r} must be the last label ({labels[-1]!r})")
+    dense = meta.get("dense", False)
+    if not isinstance(dense, bool):
+        raise BundleError(f"{where}: field 'dense' must be true or false, got {dense!r}")
+    recognizer = meta.get("recognizer")
+    if recognizer is not None and not isinstance(recognizer, dict):
+        raise BundleError(f"{where}: field 'recognizer' must be a mapping, got {recognizer!r}")
+    model = ActionClassifier(cfg, num_classes, head, **output_kind(meta))
     try:
         state = load_safetensors(weights)
         model.load_state_dict(state, strict=True)

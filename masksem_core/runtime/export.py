@@ -19,7 +19,7 @@ from torch import nn
 
 from masksem_core.config import ConfigError, from_dict
 from masksem_core.fileio import UnreadableTorchFile, load_torch_weights_only
-from masksem_core.model.classifier import ActionClassifier, LinearProbeHead
+from masksem_core.model.classifier import ActionClassifier, LinearProbeHead, output_kind
 from masksem_core.model.config import ModelConfig
 from masksem_core.runtime.bundle import Bundle, BundleError, bundle_files, write_bundle
 
@@ -47,17 +47,21 @@ class ExportableClassifier(nn.Module):
         folded = x.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v)
         flat = present.reshape(-1).nonzero().squeeze(1)  # (P,)
         feats = self.model.encoder.encode(folded.index_select(0, flat))  # (P, S*V, D)
-        per_seq = feats.reshape(-1, t // cfg.patch_len, v, cfg.dim).mean(dim=1)  # (P, V, D)
+        s = t // cfg.patch_len
+        per_token = feats.reshape(-1, s, v, cfg.dim)  # (P, S, V, D)
         clip = torch.div(flat, m, rounding_mode="floor")
-        onehot = (clip[None, :] == torch.arange(n, device=x.device)[:, None]).to(per_seq.dtype)  # (N, P)
-        per_joint = (
-            torch.einsum("np,pvd->nvd", onehot, per_seq) / onehot.sum(dim=1).clamp(min=1)[:, None, None]
-        )
-        per_joint = per_joint.reshape(
-            -1, cfg.num_joints, cfg.dim
-        )  # static channel size for the head's BatchNorm export
+        onehot = (clip[None, :] == torch.arange(n, device=x.device)[:, None]).to(feats.dtype)  # (N, P)
+        count = onehot.sum(dim=1).clamp(min=1)
+        if self.model.dense:  # per temporal token: (N*S, V, D) through the head, back to (N, S, K)
+            tokens = torch.einsum("np,psvd->nsvd", onehot, per_token) / count[:, None, None, None]
+            per_joint = tokens.reshape(-1, cfg.num_joints, cfg.dim)
+        else:
+            per_seq = per_token.mean(dim=1)  # (P, V, D)
+            per_joint = torch.einsum("np,pvd->nvd", onehot, per_seq) / count[:, None, None]
+            per_joint = per_joint.reshape(-1, cfg.num_joints, cfg.dim)  # static size for BatchNorm export
         pooled = per_joint.mean(dim=1)
-        return self.probe(pooled) if self.probe is not None else self.model.head(pooled, per_joint)
+        out = self.probe(pooled) if self.probe is not None else self.model.head(pooled, per_joint)
+        return out.reshape(n, s, -1) if self.model.dense else out
 
 
 def fold_linear_probe(head: LinearProbeHead) -> nn.Linear:
@@ -92,7 +96,7 @@ def load_classifier_checkpoint(path: str | Path) -> tuple[ActionClassifier, dict
         cfg = from_dict(ModelConfig, ckpt["model_config"], prefix="model_config.")
     except ConfigError as exc:
         raise BundleError(f"{path}: {exc}") from None
-    model = ActionClassifier(cfg, int(ckpt["num_classes"]), ckpt["head"])
+    model = ActionClassifier(cfg, int(ckpt["num_classes"]), ckpt["head"], **output_kind(ckpt))
     try:
         model.load_state_dict(ckpt["model"], strict=True)
     except RuntimeError as exc:
@@ -187,8 +191,12 @@ def export(
         {"centre_joint": int(data["centre_joint"])} if "centre_joint" in data else None
     )
     window_frames = window_frames or meta.get("window_frames")
+    if model.dense:  # stream windows are never cropped in training: no test-time crop either
+        norm = {**(norm or {}), "crop_ratio": 1.0}
     source = {k: meta[k] for k in ("epoch", "metrics") if k in meta} or meta.get("source") or {}
     extra: dict[str, Any] = {"source": source}
+    if meta.get("recognizer"):  # the settings chosen for this model travel with it (interface 3)
+        extra["recognizer"] = dict(meta["recognizer"])
     artifacts: dict[str, bytes] = {}
     if fmt in ("onnx", "onnx-int8"):
         artifacts[ONNX_FILE] = onnx_bytes(model, opset)

@@ -19,7 +19,7 @@ from torch import nn
 
 from masksem_core.config import from_dict
 from masksem_core.fileio import UnreadableTorchFile, atomic_write_bytes, load_torch_weights_only
-from masksem_core.model.classifier import ActionClassifier
+from masksem_core.model.classifier import ActionClassifier, output_kind
 from masksem_core.model.config import ModelConfig
 
 
@@ -126,7 +126,7 @@ def load_classifier(path: str | Path) -> tuple[ActionClassifier, dict[str, Any]]
     if payload.get("kind") != "classifier":
         raise CheckpointError(f"{path} is a {payload.get('kind')!r} checkpoint, not a classifier")
     cfg = from_dict(ModelConfig, payload["model_config"])
-    model = ActionClassifier(cfg, int(payload["num_classes"]), payload["head"])
+    model = ActionClassifier(cfg, int(payload["num_classes"]), payload["head"], **output_kind(payload))
     load_state_strict(model, payload["model"], str(path))
     model.eval()
     meta = {k: v for k, v in payload.items() if k not in ("model", "optimizer", "scaler")}

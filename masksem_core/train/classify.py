@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from masksem_core.config import ConfigError, to_dict
 from masksem_core.data.feeder import select_label_fraction
+from masksem_core.data.stream import stream_metadata, stream_windows
 from masksem_core.model import ActionClassifier
 from masksem_core.train import checkpoint as ckpt
 from masksem_core.train.config import ExperimentConfig
@@ -37,8 +38,10 @@ from masksem_core.train.run_env import (
 
 
 def build_classifier(cfg: ExperimentConfig, num_classes: int, head: str) -> ActionClassifier:
-    """A classifier whose encoder comes from run.pretrained (pre-training or classifier checkpoint)."""
-    model = ActionClassifier(cfg.model, num_classes, head, cfg.run.head_dropout)
+    """A classifier whose encoder comes from run.pretrained (pre-training or classifier checkpoint).
+    With streaming.enabled it is dense (per-token logits) and its last class is the background."""
+    dense = cfg.streaming.enabled
+    model = ActionClassifier(cfg.model, num_classes, head, cfg.run.head_dropout, dense=dense, background=dense)
     if cfg.run.pretrained:
         payload = ckpt.load_checkpoint(cfg.run.pretrained)
         ckpt.load_state_strict(model.encoder, ckpt.encoder_state(payload), cfg.run.pretrained)
@@ -52,7 +55,9 @@ def classifier_payload(
     from masksem_core.layouts import get_layout
 
     layout = get_layout(cfg.model.layout)
+    stream = stream_metadata(dataset)
     return {
+        **{k: v for k, v in stream.items() if k != "fps"},
         "kind": "classifier",
         "model": model.state_dict(),
         "model_config": to_dict(cfg.model),
@@ -82,6 +87,7 @@ def finish(
     """results.json + confusion PNG, and the headline as the last printed line."""
     if not env.info.is_main:
         return
+    labels = labels[: len(metrics["confusion_matrix"])]  # a background class is not an answer offline
     result = {"protocol": name, **metrics, "labels": labels, **(extra or {})}
     write_json(env.out / "results.json", result)
     plot_confusion(
@@ -249,6 +255,8 @@ def finetune(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
 def _finetune_once(cfg: ExperimentConfig, resume: bool) -> dict[str, Any]:
     env = setup_run(cfg)
     train_ds = make_dataset(cfg, cfg.data.train_split, train=True, label_fraction=cfg.data.label_fraction)
+    if cfg.streaming.enabled:  # stream-like windows with a background class (masksem_core.data.stream)
+        train_ds = stream_windows(train_ds, cfg.streaming, cfg.model.patch_len)
     model = build_classifier(cfg, train_ds.num_classes, cfg.run.head).to(env.device)
     t0 = time.time()
     metrics = _train_supervised(env, model, train_ds, frozen_encoder=False, resume=resume)
@@ -358,7 +366,7 @@ def _weight_average(model: torch.nn.Module, decay: float | None) -> AveragedMode
 
 def _score(model: torch.nn.Module, loader: DataLoader, env: RunEnv, num_classes: int) -> dict[str, Any]:
     logits, labels = predict(model, loader, env.device, env.cfg.run.precision)
-    return classification_metrics(logits, labels, num_classes)
+    return classification_metrics(logits, labels, logits.shape[1])  # without a background column
 
 
 # ----------------------------------------------------------------------------------------------- evaluate

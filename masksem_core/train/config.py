@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from masksem_core.config import ConfigError
+from masksem_core.data.stream import StreamingConfig
 from masksem_core.model.config import MaskingConfig, ModelConfig, TargetConfig
 
 
@@ -140,3 +141,4 @@ class ExperimentConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    streaming: StreamingConfig = field(default_factory=StreamingConfig)  # stream-window fine-tuning

@@ -139,13 +139,15 @@ def classify_epoch(
         labels = labels.to(ctx.device, non_blocking=True)
         with autocast(ctx.device, ctx.precision):
             logits = model(clips)
-            loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+            # a dense model's (N, L_t, K) logits with per-token labels (N, L_t): one loss per token
+            scores = logits.float().transpose(1, 2) if logits.dim() == 3 else logits.float()
+            loss = F.cross_entropy(scores, labels, label_smoothing=label_smoothing)
         _optimise(loss, model, ctx)
         if ema is not None:
             ema.update_parameters(core)
-        total_loss += loss.detach() * len(labels)
-        correct += (logits.argmax(1) == labels).sum()
-        seen += len(labels)
+        total_loss += loss.detach() * labels.numel()
+        correct += (scores.argmax(1) == labels).sum()
+        seen += labels.numel()
         if i % 10 == 0:
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
     seen_t = torch.tensor(float(max(seen, 1)), device=ctx.device)
@@ -173,7 +175,10 @@ def predict(
     for clips, labels in loader:
         clips = clips.to(device, non_blocking=True)
         with autocast(device, precision):
-            out = core.features(clips) if features else model(clips)
+            if features:
+                out = core.features(clips)
+            else:  # a dense model answers per token: the clip's action is the mean over them
+                out = core.clip_logits(clips) if getattr(core, "dense", False) else model(clips)
         outs.append(out.float())
         labels_all.append(labels.to(device))
     out_t = torch.cat(outs) if outs else torch.zeros(0, 1, device=device)

@@ -1,0 +1,62 @@
+"""Online merging of overlapping windows' per-frame class probabilities (dense bundles), one per person.
+
+A dense model labels every temporal token of a window; windows overlap (a new one every `stride`
+frames), so each grid frame is seen by up to `window / stride` windows, early ones with little
+context after it, later ones with more. `FrameScores` keeps, for the last `capacity` grid frames of a
+track, the sum of the probabilities every window gave the frame and how many windows did; the mean is
+the merged estimate. Memory is a fixed ring: flat for any stream length.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def frame_probs(token_probs: np.ndarray, window_frames: int) -> np.ndarray:
+    """(L_t, K) per-token probabilities -> (W, K) per frame (frame f belongs to token floor(f L_t / W))."""
+    tokens = token_probs.shape[0]
+    index = (np.arange(window_frames) * tokens) // window_frames
+    return token_probs[index]
+
+
+class FrameScores:
+    """Per-frame probability sums of one track's recent grid frames, indexed by grid frame number."""
+
+    def __init__(self, capacity: int, num_classes: int) -> None:
+        self.capacity = int(capacity)
+        self.sums = np.zeros((self.capacity, num_classes), np.float64)
+        self.counts = np.zeros(self.capacity, np.int64)
+        self.index = np.full(self.capacity, -1, np.int64)  # grid frame number held in each slot
+        self.stamps = np.zeros(self.capacity, np.float64)
+        self.reported = -1  # newest grid frame already reported
+
+    def reset(self) -> None:
+        self.sums[:] = 0.0
+        self.counts[:] = 0
+        self.index[:] = -1
+        self.reported = -1
+
+    def add(self, first: int, probs: np.ndarray, stamps: np.ndarray) -> None:
+        """Add a window's per-frame probabilities (W, K) for grid frames first .. first + W - 1."""
+        ks = first + np.arange(len(probs))
+        slots = ks % self.capacity
+        stale = self.index[slots] != ks  # slot last held an older frame: start it afresh
+        self.sums[slots[stale]] = 0.0
+        self.counts[slots[stale]] = 0
+        self.index[slots] = ks
+        self.sums[slots] += probs
+        self.counts[slots] += 1
+        self.stamps[slots] = stamps
+
+    def mean(self, k0: int, k1: int) -> np.ndarray:
+        """Mean over grid frames k0..k1 (inclusive) of each frame's merged probabilities (K,)."""
+        ks = np.arange(k0, k1 + 1)
+        slots = ks % self.capacity
+        held = (self.index[slots] == ks) & (self.counts[slots] > 0)
+        if not held.any():
+            raise KeyError(f"no scores for grid frames {k0}..{k1}")
+        per_frame = self.sums[slots[held]] / self.counts[slots[held], None]
+        return per_frame.mean(axis=0)
+
+    def stamp(self, k: int) -> float:
+        return float(self.stamps[k % self.capacity])
