@@ -11,7 +11,8 @@ sample as a short synthetic stream around one clip and cuts a window out of it:
   neighbouring pose held, with `jitter_m` of per-joint noise and a slow drift of up to `drift_mps`:
   a still or slowly moving person) or **transition** (a smooth, eased interpolation from the previous
   pose to the next: a person moving between two actions). Gap lengths are uniform in `gap_s`.
-- Neighbouring clips keep their own labels, so windows also learn where one action ends.
+- Neighbouring clips keep their own labels, so windows also learn where one action ends. Half of the
+  time they are moved next to where the person stands, else they keep their own coordinates.
 - The window is `window_frames` raw frames at the data set's frame rate (`fps`, from the sidecar
   unless set) at a uniformly random offset whose span overlaps the clip or its gaps, so it contains
   context before and after the action; it is centred like the runtime does (slot 0's centre joint in
@@ -217,7 +218,11 @@ class StreamWindows(Dataset):
         return frames, np.concatenate(tags).astype(np.int64), start, start + len(own)
 
     def _shift(self, pose: np.ndarray, anchor: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Translation (3,) putting `pose`'s centre joint a small step on the floor from `anchor`'s."""
+        """Translation putting `pose`'s centre joint a small step on the floor from `anchor`'s; half of the
+        time none: clips then keep their own coordinates (prepared clips each start near the origin), as
+        when recordings are stitched from prepared clips, so a window may also see such a jump."""
+        if rng.random() < 0.5:
+            return np.zeros((1, 1, 1, 3), np.float32)
         cj = self.layout.centre_joint
         step = rng.normal(0, 0.2, 3).astype(np.float32)
         step[1] = 0.0

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from masksem_core.config import ConfigError, from_dict
 from masksem_core.runtime.adapters import get_adapter
 from masksem_core.runtime.bundle import Bundle, load_bundle
+from masksem_core.runtime.merging import FrameScores, frame_probs
 from masksem_core.runtime.smoothing import Smoother
 from masksem_core.runtime.tracks import DROP_REASONS, EVENTS, Track, TrackConfig, check_frame
 
@@ -41,7 +42,9 @@ class RecognizerSettings:
     tracks whose centre joint is within `partner_max_distance_m`; `none` leaves them empty (absent).
     """
 
+    window_frames: int | None = None  # grid frames per window; None: the bundle's
     stride_frames: int = 15
+    lag_frames: int = 0  # dense bundles: report frames this far behind the newest (more context, later)
     score_threshold: float = 0.0
     smoothing: Literal["none", "ema", "majority"] = "none"
     smoothing_alpha: float = 0.5
@@ -59,25 +62,24 @@ class RecognizerSettings:
     unknown_label: str = "unknown"
     num_threads: int = 0  # CPU threads (torch: for the whole process); 0 leaves the library default
     backend: Literal["torch", "onnxruntime"] = "torch"  # onnxruntime: fp32 or int8, 2-3.5x faster on a CPU
-    window_frames: int | None = None  # frames per window at the bundle's fps; None: the bundle's own
-
     @classmethod
     def from_bundle(cls, bundle: Bundle | None, **overrides: Any) -> RecognizerSettings:
-        """The bundle's recogniser settings (`bundle.yaml` `recognizer:`, chosen for that model, interface
-        3), then `overrides` (replay flags, ROS parameters; None means "not given"), over these defaults.
-        Unknown keys and wrong types raise ConfigError (a robot must not run half-understood settings)."""
-        meta = (getattr(bundle, "meta", None) or {}) if bundle is not None else {}
-        values: dict[str, Any] = dict(meta.get("recognizer") or {})
+        """The bundle's recogniser settings (`bundle.yaml` `recognizer:`, chosen for that model), then
+        `overrides` (replay flags, ROS parameters; None means "not given"), over these defaults."""
+        values: dict[str, Any] = dict(bundle.recognizer) if bundle is not None else {}
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
-            return from_dict(cls, values, prefix="recognizer.")
+            settings = from_dict(cls, values, prefix="recognizer.")
         except ConfigError as exc:
             where = f"bundle {bundle.path}: " if bundle is not None and bundle.path is not None else ""
             raise ConfigError(f"{where}{exc}") from None
+        return settings
 
     def validate(self) -> None:
         if self.window_frames is not None and self.window_frames < 2:
             raise ConfigError(f"recognizer.window_frames must be >= 2, got {self.window_frames}")
+        if self.lag_frames < 0:
+            raise ConfigError(f"recognizer.lag_frames must be >= 0, got {self.lag_frames}")
         for name in ("stride_frames", "top_k", "max_persons", "max_batch", "smoothing_window"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"recognizer.{name} must be >= 1, got {getattr(self, name)}")
@@ -112,8 +114,11 @@ class RecognizerSettings:
 
 @dataclass
 class Recognition:
-    """One person's answer for one window. `stamp` is the newest input stamp the window used;
-    `class_index` is -1 (and `label` the unknown label) when the score is below the threshold."""
+    """One person's answer for one window. `stamp` is the newest input stamp the window used (what the
+    robot knew when); `window_start`/`window_end` the first and last (grid) stamp the label covers: the
+    whole window for a clip-level bundle, the newly settled frames for a dense one. `class_index` is -1
+    (and `label` the unknown label) when the score is below the threshold; a stream-trained bundle's
+    background label ("no_action") is a valid answer: a person is seen and does no action."""
 
     person_id: Any
     label: str
@@ -159,7 +164,7 @@ class StreamingRecognizer:
 
     def __init__(self, bundle: Bundle | str | Path, settings: RecognizerSettings | None = None) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-        self.settings = settings or RecognizerSettings()
+        self.settings = settings or RecognizerSettings.from_bundle(self.bundle)
         self.settings.validate()
         b, s = self.bundle, self.settings
         if s.num_threads > 0:
@@ -167,15 +172,21 @@ class StreamingRecognizer:
         self.device = torch.device(s.device)
         self.dtype = DTYPES.get(s.precision, torch.float32)
         self.model = self._make_model()
+        self.window_frames = s.window_frames or b.window_frames
+        if b.dense and s.lag_frames >= self.window_frames:
+            raise ConfigError(
+                f"recognizer.lag_frames={s.lag_frames} must be below the window ({self.window_frames} frames)"
+            )
         self.track_cfg = TrackConfig(
             fps=b.fps,
-            window_frames=s.window_frames or b.window_frames,
+            window_frames=self.window_frames,
             stride_frames=s.stride_frames,
             max_gap_s=s.max_gap_s,
             clock_jump_s=s.track_timeout_s,
         )
         self.tracks: dict[Any, Track] = {}
         self.smoothers: dict[Any, Smoother] = {}
+        self.scores: dict[Any, FrameScores] = {}  # dense bundles: merged per-frame probabilities
         self.now: float | None = None  # stamp of the newest accepted frame (the sensor's clock)
         self._latencies: deque[float] = deque(maxlen=1000)
         self._counts: Counter[str] = Counter()
@@ -249,11 +260,15 @@ class StreamingRecognizer:
             self.smoothers[person_id] = Smoother(
                 self.settings.smoothing, self.settings.smoothing_alpha, self.settings.smoothing_window
             )
+            if self.bundle.dense:
+                self.scores[person_id] = FrameScores(2 * self.window_frames, len(self.bundle.labels))
         outcome = track.add(stamp, j if adapter.source.name == target else adapter(j))
         if outcome in DROP_REASONS:
             return outcome
         if outcome in ("gap_reset", "clock_reset"):
             self.smoothers[person_id].reset()
+            if person_id in self.scores:
+                self.scores[person_id].reset()
         if outcome is not None:
             self._events[outcome] += 1
         self.now = stamp
@@ -274,6 +289,7 @@ class StreamingRecognizer:
             for pid in gone:
                 del self.tracks[pid]
                 del self.smoothers[pid]
+                self.scores.pop(pid, None)
             self._events["timeout"] += len(gone)
         return len(gone)
 
@@ -282,6 +298,7 @@ class StreamingRecognizer:
         with self._lock:
             self.tracks.clear()
             self.smoothers.clear()
+            self.scores.clear()
 
     # ------------------------------------------------------------------ inference
     def poll(self) -> list[Recognition]:
@@ -297,7 +314,8 @@ class StreamingRecognizer:
                 frames, stamps = track.window()
                 clips.append(self._slots(pid, track, frames, stamps))
                 last = float(track.last_stamp or stamps[-1])
-                spans.append((float(stamps[0]), float(stamps[-1]), last, track.due_since))
+                first = track.count - len(stamps)  # grid frame number of the window's first frame
+                spans.append((first, stamps.copy(), last, track.due_since, self.scores.get(pid)))
                 track.mark_emitted()
         try:
             probs = self.predict(np.stack(clips))
@@ -308,7 +326,36 @@ class StreamingRecognizer:
             return []
         done = time.perf_counter()
         with self._lock:
-            return [self._recognition(pid, p, span, done) for (pid, _), p, span in zip(due, probs, spans)]
+            out = []
+            for (pid, _), p, (first, stamps, last, due_since, scores) in zip(due, probs, spans):
+                if not self.bundle.dense:
+                    out.append(self._recognition(pid, p, (stamps[0], stamps[-1], last, due_since), done))
+                    continue
+                if scores is None or self.scores.get(pid) is not scores:
+                    continue  # the track was dropped while the forward pass ran
+                merged = self._merge(scores, first, stamps, p)
+                if merged is not None:
+                    span_probs, start, end = merged
+                    out.append(self._recognition(pid, span_probs, (start, end, last, due_since), done))
+            return out
+
+    def _merge(
+        self, scores: FrameScores, first: int, stamps: np.ndarray, token_probs: np.ndarray
+    ) -> tuple[np.ndarray, float, float] | None:
+        """Add a dense window to the person's per-frame scores and return the merged probabilities of
+        the frames now settled (new since the last report, `lag_frames` behind the newest) and their
+        first and last stamps; None when no new frame is settled."""
+        w = len(stamps)
+        scores.add(first, frame_probs(token_probs, w), stamps)
+        k1 = first + w - 1 - self.settings.lag_frames
+        if scores.reported >= first - 1:  # continue where the last report ended (a late poll included)
+            k0 = scores.reported + 1
+        else:  # first report of this track: the newest stride only
+            k0 = max(first, k1 - self.settings.stride_frames + 1)
+        if k1 < k0:
+            return None
+        scores.reported = k1
+        return scores.mean(k0, k1), scores.stamp(k0), scores.stamp(k1)
 
     def _slots(self, pid: Any, track: Track, frames: np.ndarray, stamps: np.ndarray) -> np.ndarray:
         """(M, W, V, 3): this person in slot 0, the nearest other tracks in the other slots."""
@@ -339,7 +386,8 @@ class StreamingRecognizer:
 
     @torch.inference_mode()
     def predict(self, windows: np.ndarray) -> np.ndarray:
-        """(N, M, W, V, 3) windows -> (N, K) class probabilities, in chunks of `max_batch`."""
+        """(N, M, W, V, 3) windows -> (N, K) class probabilities ((N, L_t, K) per token for a dense
+        bundle), in chunks of `max_batch`."""
         b = self.bundle
         out = []
         for i in range(0, len(windows), self.settings.max_batch):
@@ -353,6 +401,7 @@ class StreamingRecognizer:
 
     def _recognition(self, pid: Any, probs: np.ndarray, span: tuple, done: float) -> Recognition:
         start, end, stamp, due_since = span
+        start, end = float(start), float(end)
         smoothed, cls = self.smoothers[pid](probs) if pid in self.smoothers else (probs, int(probs.argmax()))
         k = min(self.settings.top_k, len(smoothed))
         top = np.argsort(-smoothed, kind="stable")[:k]

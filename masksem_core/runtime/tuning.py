@@ -1,0 +1,187 @@
+"""Choosing a dense bundle's recogniser settings on validation streams (never the test split).
+
+`validation_streams` stitches clips of the *training* split that the model did not fit (e.g. NW-UCLA
+view 2 for a model fitted on view 1) into continuous recordings with `masksem stitch`'s core
+(`stitch_clips`), one per gap model and seed. `stream_recognitions` runs the real `StreamingRecognizer`
+over a recording frame by frame (as the robot and `masksem replay` do, without a bag), and
+`score_stream` scores it causally (a label counts from its stamp) and retrospectively (a label counts
+on the span it reports). `choose` searches stride, lag, smoothing and threshold: the best
+retrospective segment F1 among the settings whose causal detection delay p50 is <= `max_delay_s` with
+at most `max_missed` of the actions missed. The model's forward passes are cached by window content,
+so settings that see the same windows share them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from masksem_core.replay import metrics
+from masksem_core.replay.stitch import Stitched, stitch_clips
+from masksem_core.runtime.bundle import Bundle
+from masksem_core.runtime.recognizer import RecognizerSettings, StreamingRecognizer
+
+PERSON = "1"
+
+
+def validation_streams(
+    clips: Sequence[np.ndarray],
+    labels: Sequence[int],
+    fps: float,
+    label_names: Sequence[str],
+    gap_models: Iterable[str] = ("hold", "smooth"),
+    seeds: Iterable[int] = (0, 1),
+    clips_per_stream: int = 60,
+) -> list[Stitched]:
+    """One stitched recording per (gap model, seed), each of `clips_per_stream` seeded random clips."""
+    out = []
+    for gap_model, seed in itertools.product(gap_models, seeds):
+        rng = np.random.default_rng([seed, 1701])
+        pick = rng.permutation(len(clips))[:clips_per_stream]
+        out.append(
+            stitch_clips(
+                [clips[i] for i in pick], [int(labels[i]) for i in pick], fps, gap_model=gap_model,
+                seed=seed, label_names=list(label_names),
+            )  # fmt: skip
+        )
+    return out
+
+
+class CachedPredict:
+    """Wraps a recogniser's `predict` with a cache keyed by the window's bytes."""
+
+    def __init__(self, predict: Any) -> None:
+        self.predict, self.cache, self.hits, self.misses = predict, {}, 0, 0
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        out = []
+        for w in windows:
+            key = hashlib.blake2b(np.ascontiguousarray(w).tobytes(), digest_size=16).digest()
+            if key not in self.cache:
+                self.cache[key] = self.predict(w[None])[0]
+                self.misses += 1
+            else:
+                self.hits += 1
+            out.append(self.cache[key])
+        return np.stack(out)
+
+
+def stream_recognitions(rec: StreamingRecognizer, stream: Stitched) -> list:
+    """Push every frame of person slot 0 of `stream` and poll after each, as replay does."""
+    rec.reset()
+    out = []
+    for t in range(len(stream.stamps)):
+        rec.push(PERSON, float(stream.stamps[t]), stream.frames[t, 0])
+        out.extend(rec.poll())
+    return out
+
+
+def retrospective_labels(frame_stamps: np.ndarray, recognitions: Sequence[Any]) -> np.ndarray:
+    """Each frame takes the label of the newest recognition whose [window_start, window_end] covers
+    it (within half a frame), else unknown."""
+    out = np.full(len(frame_stamps), metrics.UNKNOWN, dtype=object)
+    if len(frame_stamps) < 2:
+        return out
+    half = 0.5 * float(np.median(np.diff(frame_stamps)))
+    for r in sorted(recognitions, key=lambda r: r.stamp):
+        inside = (frame_stamps >= r.window_start - half) & (frame_stamps < r.window_end + half)
+        out[inside] = r.label
+    return out
+
+
+def score_stream(
+    stream: Stitched, recognitions: Sequence[Any], window_s: float, background_label: str | None
+) -> dict[str, Any]:
+    """Causal and retrospective frame accuracy, segment F1@0.5 and detection delay of one stream."""
+    bg = {background_label} if background_label else set()
+    labels = np.array(["background" if r.label in bg else r.label for r in recognitions], dtype=object)
+    stamps = np.array([r.stamp for r in recognitions], dtype=np.float64)
+    persons = np.full(len(recognitions), PERSON, dtype=object)
+    truth = (
+        np.array([i.start for i in stream.intervals]),
+        np.array([i.end for i in stream.intervals]),
+        np.array([i.label for i in stream.intervals], dtype=object),
+        np.array([i.person_id for i in stream.intervals], dtype=object),
+    )
+    frame_persons = np.full(len(stream.stamps), PERSON, dtype=object)
+    causal, _ = metrics.evaluate(
+        stream.stamps, frame_persons, truth, (stamps, persons, labels, np.zeros(len(labels))),
+        max_age_s=window_s, grace_s=window_s,
+    )  # fmt: skip
+    relabelled = [replace(r, label=lab) for r, lab in zip(recognitions, labels)]
+    t_lab, t_idx = metrics.truth_frames(stream.stamps, frame_persons, *truth)
+    p_lab = retrospective_labels(stream.stamps, relabelled)
+    seg = metrics.segment_scores(frame_persons, t_lab, t_idx, p_lab)
+    return {
+        "frame_accuracy": causal["frame_accuracy"],
+        "segments_f1": causal["segments"]["f1"],
+        "delay_p50": causal["detection_delay_s"]["p50"],
+        "actions": causal["detection_delay_s"]["actions"],
+        "missed": causal["detection_delay_s"]["missed"],
+        "retro_frame_accuracy": metrics.frame_accuracy(t_lab, p_lab),
+        "retro_segments_f1": seg.f1,
+        "background_share": stream.background_fraction,
+    }
+
+
+def mean_scores(scores: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Means over streams (delay: the median of the streams' p50; missed: summed over actions)."""
+    out = {k: float(np.mean([s[k] for s in scores])) for k in scores[0] if k not in ("actions", "missed")}
+    out["delay_p50"] = float(np.median([np.nan if s["delay_p50"] is None else s["delay_p50"] for s in scores]))
+    out["actions"] = int(sum(s["actions"] for s in scores))
+    out["missed"] = int(sum(s["missed"] for s in scores))
+    out["missed_fraction"] = out["missed"] / max(out["actions"], 1)
+    return out
+
+
+def evaluate_settings(
+    bundle: Bundle, settings: RecognizerSettings, streams: Sequence[Stitched], cache: CachedPredict | None
+) -> dict[str, Any]:
+    """Mean scores of `settings` over `streams` (the forward passes cached in `cache`)."""
+    rec = StreamingRecognizer(bundle, settings)
+    if cache is not None:
+        rec.predict = cache  # type: ignore[method-assign]
+    window_s = rec.window_frames / bundle.fps
+    return mean_scores(
+        [score_stream(s, stream_recognitions(rec, s), window_s, bundle.background_label) for s in streams]
+    )
+
+
+def choose(
+    bundle: Bundle,
+    streams: Sequence[Stitched],
+    grid: dict[str, Sequence[Any]],
+    max_delay_s: float = 1.0,
+    max_missed: float = 0.1,
+    log: Any = print,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Search `grid` (RecognizerSettings field -> candidates); returns the chosen settings and all rows."""
+    base = RecognizerSettings()
+    probe = StreamingRecognizer(bundle, base)
+    cache = CachedPredict(probe.predict)
+    rows = []
+    keys = list(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        chosen = dict(zip(keys, values))
+        if chosen.get("smoothing") == "none" and chosen.get("smoothing_alpha", 0.5) != grid.get(
+            "smoothing_alpha", [0.5]
+        )[0]:
+            continue  # alpha means nothing without ema
+        try:
+            settings = replace(base, **chosen)
+            scores = evaluate_settings(bundle, settings, streams, cache)
+        except Exception as exc:  # e.g. a lag longer than the window: not a candidate
+            log(f"skip {chosen}: {exc}")
+            continue
+        row = {**chosen, **scores}
+        rows.append(row)
+        log(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    ok = [r for r in rows if r["delay_p50"] <= max_delay_s and r["missed_fraction"] <= max_missed]
+    pool = ok or rows
+    best = max(pool, key=lambda r: (r["retro_segments_f1"], r["retro_frame_accuracy"], r["frame_accuracy"]))
+    return {k: best[k] for k in keys}, rows

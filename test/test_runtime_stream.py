@@ -1,0 +1,190 @@
+"""Stream training and dense recognition: windows with a no-action class, per-token output, online
+merging of overlapping windows, spans, settings carried by the bundle, export of dense models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from masksem_core.config import ConfigError
+from masksem_core.data.arrays import write_split_npz
+from masksem_core.data.feeder import SkeletonClips
+from masksem_core.data.stream import StreamingConfig, StreamWindows, centre_window, data_fps, token_labels
+from masksem_core.model import ActionClassifier, ModelConfig
+from masksem_core.runtime.bundle import load_bundle, save_bundle
+from masksem_core.runtime.export import ExportableClassifier, export, onnx_bytes, onnx_max_abs_diff
+from masksem_core.runtime.merging import FrameScores, frame_probs
+from masksem_core.runtime.recognizer import RecognizerSettings, StreamingRecognizer
+
+FPS, T, V = 15.0, 16, 20
+LABELS = ["wave", "bow", "no_action"]
+
+
+def tiny_cfg(**kw) -> ModelConfig:
+    return ModelConfig(num_frames=T, num_joints=V, num_persons=1, dim=32, depth=1, heads=2,
+                       layout="kinect_v1_20", **kw)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory) -> Path:
+    """A tiny prepared set: 12 clips of two classes, 10-30 frames, with an fps in the sidecar."""
+    rng = np.random.default_rng(0)
+    n, pad = 12, 40
+    x = np.zeros((n, pad, V * 3), np.float32)
+    labels = np.arange(n) % 2
+    for i in range(n):
+        length = int(rng.integers(10, 31))
+        t = np.arange(length)[:, None, None] / FPS
+        base = rng.normal(0, 0.2, (1, V, 3))
+        wave = 0.3 * np.sin(2 * np.pi * (1.0 + labels[i]) * t) * np.ones((1, V, 3))
+        x[i, :length] = (base + wave).reshape(length, V * 3)
+    out = tmp_path_factory.mktemp("stream") / "tiny.npz"
+    side = {"layout": "kinect_v1_20", "labels": LABELS[:2], "num_persons": 1, "num_joints": V, "fps": FPS,
+            "train": {"names": [f"c{i}" for i in range(n)]}, "test": {"names": [f"c{i}" for i in range(n)]}}  # fmt: skip
+    write_split_npz(out, x, np.arange(n), np.arange(n), labels, 2, side)
+    return out
+
+
+def test_token_labels_take_the_majority_of_each_token():
+    assert token_labels(np.array([0, 0, 0, 2, 2, 2, 1, 1]), 4).tolist() == [0, 0, 2, 1]
+    assert token_labels(np.array([2, 2, 2, 1]), 2).tolist() == [2, 1]
+
+
+def test_stream_windows_mix_actions_background_and_context(npz):
+    clips = SkeletonClips(npz, "train", num_frames=T, train=True)
+    ds = StreamWindows(clips, StreamingConfig(enabled=True, whole_clip_fraction=0.0), T // 4, data_fps(str(npz)))
+    assert ds.labels == LABELS and ds.num_classes == 3 and ds.fps == FPS
+    torch.manual_seed(0)
+    seen = np.zeros(3)
+    for i in range(60):
+        x, y = ds[i % len(ds)]
+        assert x.shape == (3, T, V, 1) and y.shape == (T // 4,) and y.dtype == torch.int64
+        seen += np.bincount(y.numpy(), minlength=3)
+    # background and both actions appear, none dominates completely
+    assert (seen > 0).all() and seen.max() / seen.sum() < 0.8
+
+
+def test_a_window_is_raw_frames_at_the_data_rate_with_per_frame_truth(npz):
+    clips = SkeletonClips(npz, "train", num_frames=T, train=False)
+    ds = StreamWindows(clips, StreamingConfig(enabled=True, speed=[1.0, 1.0], context_clips=False), 4, FPS)
+    frames, tags = ds.window(0, np.random.default_rng(1))
+    assert frames.shape == (T, 1, V, 3) and tags.shape == (T,)
+    raw = clips.raw_clip(0)[:, :, :, 0].transpose(1, 2, 0)  # (T_pad, V, 3)
+    # every action frame in the window is a frame of the clip, unstretched (speed 1)
+    action = np.flatnonzero(tags == 0)
+    assert action.size > 0
+    assert np.abs(frames[action, 0][:, None] - raw[None]).max(axis=(2, 3)).min(axis=1).max() < 1e-5
+    centred = centre_window(frames, clips.layout.centre_joint)
+    assert np.allclose(centred[0, 0, clips.layout.centre_joint], 0.0)
+
+
+def test_missing_frame_rate_is_an_error_naming_the_field(tmp_path, npz):
+    other = tmp_path / "nofps.npz"
+    other.write_bytes(Path(npz).read_bytes())
+    side = json.loads(Path(npz).with_suffix(".json").read_text())
+    side.pop("fps")
+    other.with_suffix(".json").write_text(json.dumps(side))
+    with pytest.raises(ConfigError, match="fps"):
+        data_fps(str(other))
+    assert data_fps(str(other), 12.5) == 12.5
+
+
+def test_dense_model_gives_per_token_logits_and_clip_scores_without_background():
+    torch.manual_seed(0)
+    model = ActionClassifier(tiny_cfg(), 3, "finetune", dense=True, background=True).eval()
+    x = torch.randn(2, 3, T, V, 1)
+    logits = model(x)
+    assert logits.shape == (2, T // 4, 3)
+    assert torch.allclose(model.clip_logits(x), logits.mean(dim=1)[:, :2])
+    # export-friendly twin computes the same numbers, and ONNX Runtime agrees
+    assert torch.allclose(ExportableClassifier(model)(x), logits, atol=1e-5)
+    assert onnx_max_abs_diff(model, onnx_bytes(model), x) < 1e-4
+
+
+def test_frame_scores_merge_overlapping_windows():
+    scores = FrameScores(8, 2)
+    a = np.array([[1.0, 0.0]] * 4)
+    b = np.array([[0.0, 1.0]] * 4)
+    scores.add(0, a, np.arange(4.0))
+    scores.add(2, b, np.arange(2.0, 6.0))
+    assert np.allclose(scores.mean(0, 1), [1, 0])
+    assert np.allclose(scores.mean(2, 3), [0.5, 0.5])
+    assert np.allclose(scores.mean(4, 5), [0, 1])
+    scores.add(8, a, np.arange(8.0, 12.0))  # the ring wrapped: frames 8.. replace 0..
+    assert np.allclose(scores.mean(8, 9), [1, 0])
+    assert frame_probs(np.eye(2), 4).tolist() == [[1, 0], [1, 0], [0, 1], [0, 1]]
+
+
+@pytest.fixture(scope="module")
+def dense_bundle(tmp_path_factory):
+    torch.manual_seed(0)
+    model = ActionClassifier(tiny_cfg(), 3, "finetune", dense=True, background=True).eval()
+    settings = {"window_frames": T, "stride_frames": 4, "lag_frames": 4, "score_threshold": 0.0,
+                "smoothing": "none", "smoothing_alpha": 0.5, "smoothing_window": 5}  # fmt: skip
+    path = save_bundle(tmp_path_factory.mktemp("d") / "b", model, LABELS, "kinect_v1_20", FPS, T,
+                       {"crop_ratio": 1.0}, {"recognizer": settings})  # fmt: skip
+    return load_bundle(path)
+
+
+def test_bundle_carries_dense_background_and_recognizer_settings(dense_bundle):
+    b = dense_bundle
+    assert b.dense and b.background_label == "no_action" and b.meta["token_frames"] == 4.0
+    s = RecognizerSettings.from_bundle(b)
+    assert (s.stride_frames, s.lag_frames) == (4, 4)
+    s = RecognizerSettings.from_bundle(b, stride_frames=2, score_threshold=None)
+    assert (s.stride_frames, s.lag_frames, s.score_threshold) == (2, 4, 0.0)
+    with pytest.raises(ConfigError, match="recognizer.strde"):
+        RecognizerSettings.from_bundle(b, strde=3)
+
+
+def test_dense_recognitions_tile_the_stream_with_settled_spans(dense_bundle):
+    rec = StreamingRecognizer(dense_bundle)  # settings from the bundle: stride 4, lag 4
+    rng = np.random.default_rng(0)
+    out = []
+    for k in range(60):
+        rec.push("p", 10.0 + k / FPS, rng.normal(0, 0.3, (V, 3)).astype(np.float32))
+        out.extend(rec.poll())
+    assert len(out) == (60 - T) // 4 + 1
+    for r in out:
+        assert r.label in LABELS and r.stamp - r.window_end == pytest.approx(4 / FPS)
+    # consecutive spans follow each other frame by frame: nothing reported twice, nothing skipped
+    for a, b in zip(out, out[1:]):
+        assert b.window_start == pytest.approx(a.window_end + 1 / FPS)
+        assert b.window_end - b.window_start == pytest.approx(3 / FPS)
+
+
+def test_merged_span_is_the_mean_of_the_windows_that_saw_it(dense_bundle):
+    rec = StreamingRecognizer(dense_bundle, RecognizerSettings(stride_frames=4, lag_frames=8, top_k=3))
+    rng = np.random.default_rng(1)
+    frames = rng.normal(0, 0.3, (40, V, 3)).astype(np.float32)
+    out = []
+    for k in range(40):
+        rec.push("p", k / FPS, frames[k])
+        out.extend(rec.poll())
+    r = out[-1]  # frames 28..31 (newest 39, lag 8) were seen by the windows ending at 31, 35 and 39
+    probs = rec.predict(np.stack([frames[16:32][None], frames[20:36][None], frames[24:40][None]]))
+    per = [frame_probs(p, T) for p in probs]
+    want = ((per[0][12:16] + per[1][8:12] + per[2][4:8]) / 3).mean(axis=0)
+    got = dict(zip(r.topk_labels, r.topk_scores))
+    assert np.allclose([got[lab] for lab in LABELS], want, atol=1e-5)
+
+
+def test_export_of_a_dense_checkpoint_keeps_background_and_onnx_int8_runs(dense_bundle, tmp_path):
+    meta = {"labels": LABELS, "layout": "kinect_v1_20", "data": {"fps": FPS, "centre_joint": 1},
+            "recognizer": dense_bundle.recognizer}  # fmt: skip
+    out = export(dense_bundle.model, meta, tmp_path / "onnx", fmt="onnx-int8")
+    b = load_bundle(out)
+    assert b.dense and b.background_label == "no_action" and b.crop_ratio == 1.0
+    assert b.recognizer["lag_frames"] == 4
+    rng = np.random.default_rng(2)
+    for backend, precision in (("onnxruntime", "fp32"), ("onnxruntime", "int8")):
+        rec = StreamingRecognizer(b, RecognizerSettings.from_bundle(b, backend=backend, precision=precision))
+        got = []
+        for k in range(30):
+            rec.push("p", k / FPS, rng.normal(0, 0.3, (V, 3)).astype(np.float32))
+            got.extend(rec.poll())
+        assert got and all(r.label in LABELS for r in got)
