@@ -318,3 +318,30 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
         path=path,
         meta=meta,
     )
+
+
+RECOGNIZER_KEYS = (
+    "window_frames", "stride_frames", "lag_frames", "score_threshold", "smoothing", "smoothing_alpha",
+    "smoothing_window",
+)  # fmt: skip
+
+
+def set_recognizer_settings(path: str | Path, settings: dict[str, Any]) -> Path:
+    """Write the recogniser settings chosen for a bundle's model into its `bundle.yaml` (interface 3),
+    checked first (`RecognizerSettings`); the weights are untouched. Directories only."""
+    from masksem_core.runtime.recognizer import RecognizerSettings
+
+    path = Path(path)
+    meta_file = path / META_FILE
+    if not meta_file.is_file():
+        raise BundleError(f"{path}: not a bundle directory (no {META_FILE})")
+    unknown = sorted(set(settings) - set(RECOGNIZER_KEYS))
+    if unknown:
+        raise BundleError(f"{meta_file}: recognizer settings {unknown} are not model-specific; keep them out")
+    meta = yaml.safe_load(meta_file.read_bytes())
+    values = {**(meta.get("recognizer") or {}), **settings}
+    checked = RecognizerSettings.from_bundle(None, **values)
+    checked.validate()
+    meta["recognizer"] = {k: getattr(checked, k) for k in RECOGNIZER_KEYS if getattr(checked, k) is not None}
+    atomic_write(meta_file, yaml.safe_dump(meta, sort_keys=False).encode())
+    return meta_file

@@ -168,10 +168,6 @@ def choose(
     keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):
         chosen = dict(zip(keys, values))
-        if chosen.get("smoothing") == "none" and chosen.get("smoothing_alpha", 0.5) != grid.get(
-            "smoothing_alpha", [0.5]
-        )[0]:
-            continue  # alpha means nothing without ema
         try:
             settings = replace(base, **chosen)
             scores = evaluate_settings(bundle, settings, streams, cache)
