@@ -188,3 +188,32 @@ def test_export_of_a_dense_checkpoint_keeps_background_and_onnx_int8_runs(dense_
             rec.push("p", k / FPS, rng.normal(0, 0.3, (V, 3)).astype(np.float32))
             got.extend(rec.poll())
         assert got and all(r.label in LABELS for r in got)
+
+
+def test_choosing_settings_on_a_validation_stream_and_writing_them_into_the_bundle(dense_bundle, tmp_path):
+    import shutil
+
+    from masksem_core.runtime import tuning
+    from masksem_core.runtime.bundle import set_recognizer_settings
+    from masksem_core.runtime.recognizer import Recognition
+
+    rng = np.random.default_rng(0)
+    clips = [rng.normal(0, 0.3, (int(n), 1, V, 3)).astype(np.float32) for n in (20, 25, 18)]
+    (stream,) = tuning.validation_streams(clips, [0, 1, 0], FPS, LABELS[:2], ("hold",), (0,), 3)
+    # a perfect recogniser: one recognition per truth interval and gap, spans exactly on them
+    perfect = []
+    for i in stream.intervals:
+        inside = stream.stamps[(stream.stamps >= i.start) & (stream.stamps < i.end)]
+        perfect.append(Recognition("1", i.label, 0, 1.0, [], [], inside[0], inside[-1], inside[0], 0.0))
+    got = tuning.score_stream(stream, perfect, T / FPS)
+    assert got["retro_segments_f1"] == 1.0 and got["retro_frame_accuracy"] == 1.0
+    assert got["delay_p50"] == 0.0 and got["missed"] == 0
+    # the search runs the real recogniser, then the choice is written into a copy of the bundle
+    chosen, rows = tuning.choose(dense_bundle, [stream], {"stride_frames": [2, 4], "lag_frames": [0, 4]},
+                                 log=lambda _: None)  # fmt: skip
+    assert len(rows) == 4 and set(chosen) == {"stride_frames", "lag_frames"}
+    copy = shutil.copytree(dense_bundle.path, tmp_path / "b")
+    set_recognizer_settings(copy, chosen)
+    assert {k: load_bundle(copy).recognizer[k] for k in chosen} == chosen
+    with pytest.raises(Exception, match="max_persons"):
+        set_recognizer_settings(copy, {"max_persons": 3})

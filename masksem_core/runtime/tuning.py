@@ -81,50 +81,36 @@ def stream_recognitions(rec: StreamingRecognizer, stream: Stitched) -> list:
     return out
 
 
-def retrospective_labels(frame_stamps: np.ndarray, recognitions: Sequence[Any]) -> np.ndarray:
-    """Each frame takes the label of the newest recognition whose [window_start, window_end] covers
-    it (within half a frame), else unknown."""
-    out = np.full(len(frame_stamps), metrics.UNKNOWN, dtype=object)
-    if len(frame_stamps) < 2:
-        return out
-    half = 0.5 * float(np.median(np.diff(frame_stamps)))
-    for r in sorted(recognitions, key=lambda r: r.stamp):
-        inside = (frame_stamps >= r.window_start - half) & (frame_stamps < r.window_end + half)
-        out[inside] = r.label
-    return out
-
-
-def score_stream(
-    stream: Stitched, recognitions: Sequence[Any], window_s: float, background_label: str | None
-) -> dict[str, Any]:
-    """Causal and retrospective frame accuracy, segment F1@0.5 and detection delay of one stream."""
-    bg = {background_label} if background_label else set()
-    labels = np.array(["background" if r.label in bg else r.label for r in recognitions], dtype=object)
-    stamps = np.array([r.stamp for r in recognitions], dtype=np.float64)
-    persons = np.full(len(recognitions), PERSON, dtype=object)
+def score_stream(stream: Stitched, recognitions: Sequence[Any], window_s: float) -> dict[str, Any]:
+    """Causal and retrospective frame accuracy, segment F1@0.5 and detection delay of one stream, by
+    `masksem replay`'s scoring (`replay.metrics.evaluate`, max age and grace = one window)."""
     truth = (
         np.array([i.start for i in stream.intervals]),
         np.array([i.end for i in stream.intervals]),
         np.array([i.label for i in stream.intervals], dtype=object),
         np.array([i.person_id for i in stream.intervals], dtype=object),
     )
+    recs = (
+        np.array([r.stamp for r in recognitions], dtype=np.float64),
+        np.full(len(recognitions), PERSON, dtype=object),
+        np.array([r.label for r in recognitions], dtype=object),
+        np.zeros(len(recognitions)),
+    )
+    spans = (
+        np.array([r.window_start for r in recognitions], dtype=np.float64),
+        np.array([r.window_end for r in recognitions], dtype=np.float64),
+    )
     frame_persons = np.full(len(stream.stamps), PERSON, dtype=object)
-    causal, _ = metrics.evaluate(
-        stream.stamps, frame_persons, truth, (stamps, persons, labels, np.zeros(len(labels))),
-        max_age_s=window_s, grace_s=window_s,
-    )  # fmt: skip
-    relabelled = [replace(r, label=lab) for r, lab in zip(recognitions, labels)]
-    t_lab, t_idx = metrics.truth_frames(stream.stamps, frame_persons, *truth)
-    p_lab = retrospective_labels(stream.stamps, relabelled)
-    seg = metrics.segment_scores(frame_persons, t_lab, t_idx, p_lab)
+    m, _ = metrics.evaluate(stream.stamps, frame_persons, truth, recs, max_age_s=window_s, grace_s=window_s,
+                            spans=spans)  # fmt: skip
     return {
-        "frame_accuracy": causal["frame_accuracy"],
-        "segments_f1": causal["segments"]["f1"],
-        "delay_p50": causal["detection_delay_s"]["p50"],
-        "actions": causal["detection_delay_s"]["actions"],
-        "missed": causal["detection_delay_s"]["missed"],
-        "retro_frame_accuracy": metrics.frame_accuracy(t_lab, p_lab),
-        "retro_segments_f1": seg.f1,
+        "frame_accuracy": m["frame_accuracy"],
+        "segments_f1": m["segments"]["f1"],
+        "delay_p50": m["detection_delay_s"]["p50"],
+        "actions": m["detection_delay_s"]["actions"],
+        "missed": m["detection_delay_s"]["missed"],
+        "retro_frame_accuracy": m["retrospective"]["frame_accuracy"],
+        "retro_segments_f1": m["retrospective"]["segments"]["f1"],
         "background_share": stream.background_fraction,
     }
 
@@ -148,7 +134,7 @@ def evaluate_settings(
         rec.predict = cache  # type: ignore[method-assign]
     window_s = rec.window_frames / bundle.fps
     return mean_scores(
-        [score_stream(s, stream_recognitions(rec, s), window_s, bundle.background_label) for s in streams]
+        [score_stream(s, stream_recognitions(rec, s), window_s) for s in streams]
     )
 
 
