@@ -61,12 +61,14 @@ class ActionClassifier(nn.Module):
         head_dropout: float = 0.0,
         dense: bool = False,
         background: bool = False,
+        head_hidden: int = 2048,
     ) -> None:
         super().__init__()
         self.cfg = cfg
         self.num_classes = num_classes
         self.head_kind = head
         self.dense = bool(dense)
+        self.head_hidden = int(head_hidden)
         self.background = bool(background)
         if self.background and num_classes < 2:
             raise ValueError("a model with a background class needs at least one action class besides it")
@@ -74,7 +76,7 @@ class ActionClassifier(nn.Module):
         if head == "linear":
             self.head: nn.Module = LinearProbeHead(cfg.dim, num_classes)
         elif head == "finetune":
-            self.head = FineTuneHead(cfg.dim, cfg.num_joints, num_classes, head_dropout)
+            self.head = FineTuneHead(cfg.dim, cfg.num_joints, num_classes, head_dropout, head_hidden)
         else:
             raise ValueError(f"unknown head {head!r}; use 'linear' or 'finetune'")
 
@@ -112,9 +114,14 @@ class ActionClassifier(nn.Module):
         return clip_scores(self(x), self.dense, self.background)
 
 
-def output_kind(meta: dict) -> dict[str, bool]:
-    """`dense` / `background` constructor arguments from checkpoint or bundle metadata (absent: False)."""
-    return {"dense": bool(meta.get("dense")), "background": bool(meta.get("background_label"))}
+def output_kind(meta: dict) -> dict[str, bool | int]:
+    """`dense` / `background` / `head_hidden` constructor arguments from checkpoint or bundle metadata
+    (absent: a clip-level model without background and the METHOD.md head width)."""
+    return {
+        "dense": bool(meta.get("dense")),
+        "background": bool(meta.get("background_label")),
+        "head_hidden": int(meta.get("head_hidden") or 2048),
+    }
 
 
 def clip_scores(logits: torch.Tensor, dense: bool, background: bool) -> torch.Tensor:

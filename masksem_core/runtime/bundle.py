@@ -117,6 +117,7 @@ def bundle_files(
         "model_config": to_dict(cfg),
         "num_classes": int(model.num_classes),
         "head": model.head_kind,
+        "head_hidden": model.head_hidden,
         "labels": [str(x) for x in labels],
         "layout": lay.name,
         "clip_length": int(cfg.num_frames),

@@ -41,7 +41,10 @@ def build_classifier(cfg: ExperimentConfig, num_classes: int, head: str) -> Acti
     """A classifier whose encoder comes from run.pretrained (pre-training or classifier checkpoint).
     With streaming.enabled it is dense (per-token logits) and its last class is the background."""
     dense = cfg.streaming.enabled
-    model = ActionClassifier(cfg.model, num_classes, head, cfg.run.head_dropout, dense=dense, background=dense)
+    model = ActionClassifier(
+        cfg.model, num_classes, head, cfg.run.head_dropout, dense=dense, background=dense,
+        head_hidden=cfg.run.head_hidden,
+    )
     if cfg.run.pretrained:
         payload = ckpt.load_checkpoint(cfg.run.pretrained)
         ckpt.load_state_strict(model.encoder, ckpt.encoder_state(payload), cfg.run.pretrained)
@@ -63,6 +66,7 @@ def classifier_payload(
         "model_config": to_dict(cfg.model),
         "num_classes": model.num_classes,
         "head": model.head_kind,
+        "head_hidden": model.head_hidden,
         "labels": list(_labels(dataset)),
         "layout": layout.name,
         "epoch": epoch,

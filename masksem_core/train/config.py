@@ -118,6 +118,7 @@ class RunConfig:
     pretrained: str | None = None
     head: Literal["linear", "finetune"] = "finetune"
     head_dropout: float = 0.0
+    head_hidden: int = 2048  # width of the fine-tune head's hidden layer (METHOD.md: 2048)
     semi_draws: int = 1
     max_steps_per_epoch: int | None = None
     stop_after_epochs: int | None = (
