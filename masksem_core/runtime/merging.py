@@ -60,3 +60,57 @@ class FrameScores:
 
     def stamp(self, k: int) -> float:
         return float(self.stamps[k % self.capacity])
+
+
+class ActionSegment:
+    """The running action segment of one person (dense bundles with a background class).
+
+    Settled chunks whose most likely class is an action extend the segment (or start one); a chunk whose
+    most likely class is the background ends it. The segment's class scores are the frame-weighted mean
+    of its chunks' probabilities, so every report of a running action re-labels it from all its frames
+    (like classifying the clip so far) instead of from the newest frames only, and its span reaches back
+    to where it started: retrospectively the segment carries one label, decided on most evidence.
+    Two retrospective repairs: an action that resumes within `merge_gap` frames of the previous one's end
+    continues it (its span covers the short pause), and an action that ended after fewer than
+    `min_frames` frames is reported again as background over its whole span (a blip, not an action).
+    """
+
+    def __init__(self, min_frames: int = 0, merge_gap: int = 0) -> None:
+        self.min_frames, self.merge_gap = int(min_frames), int(merge_gap)
+        self.reset()
+
+    def reset(self) -> None:
+        self.active = False
+        self.start = 0.0
+        self.sums: np.ndarray | None = None
+        self.count = 0
+        self.gap = 0  # background frames since the last segment ended
+        self.prev: tuple[float, np.ndarray, int] | None = None  # the last segment: start, sums, count
+
+    def update(
+        self, probs: np.ndarray, frames: int, start: float, background: int
+    ) -> tuple[np.ndarray, float]:
+        """Feed one settled chunk's mean probabilities over `frames` frames starting at stamp `start`;
+        returns the probabilities to report (background column zeroed inside an action) and the stamp
+        the reported span starts at."""
+        if int(np.argmax(probs)) == background:
+            if not self.active:
+                self.gap += frames
+                return probs, start
+            assert self.sums is not None
+            self.prev, self.active, self.gap = (self.start, self.sums, self.count), False, frames
+            if self.count < self.min_frames:  # a blip: background over its whole span
+                return probs, self.start
+            return probs, start
+        if not self.active:
+            if self.prev is not None and self.gap <= self.merge_gap:
+                self.start, self.sums, self.count = self.prev[0], self.prev[1].copy(), self.prev[2]
+            else:
+                self.start, self.sums, self.count = start, np.zeros_like(probs), 0
+            self.active, self.gap = True, 0
+        assert self.sums is not None
+        self.sums += probs * frames
+        self.count += frames
+        out = self.sums / self.count
+        out[background] = 0.0  # inside an action segment: say which action
+        return out, self.start

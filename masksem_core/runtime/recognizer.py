@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from masksem_core.config import ConfigError, from_dict
 from masksem_core.runtime.adapters import get_adapter
 from masksem_core.runtime.bundle import Bundle, load_bundle
-from masksem_core.runtime.merging import FrameScores, frame_probs
+from masksem_core.runtime.merging import ActionSegment, FrameScores, frame_probs
 from masksem_core.runtime.smoothing import Smoother
 from masksem_core.runtime.tracks import DROP_REASONS, EVENTS, Track, TrackConfig, check_frame
 
@@ -45,6 +45,9 @@ class RecognizerSettings:
     window_frames: int | None = None  # grid frames per window; None: the bundle's
     stride_frames: int = 15
     lag_frames: int = 0  # dense bundles: report frames this far behind the newest (more context, later)
+    segments: bool = False  # dense bundles with no_action: report whole running action segments
+    min_segment_frames: int = 0  # segments: shorter actions are reported again as no_action
+    merge_gap_frames: int = 0  # segments: an action resuming within this many frames continues
     score_threshold: float = 0.0
     smoothing: Literal["none", "ema", "majority"] = "none"
     smoothing_alpha: float = 0.5
@@ -78,6 +81,8 @@ class RecognizerSettings:
     def validate(self) -> None:
         if self.window_frames is not None and self.window_frames < 2:
             raise ConfigError(f"recognizer.window_frames must be >= 2, got {self.window_frames}")
+        if self.min_segment_frames < 0 or self.merge_gap_frames < 0:
+            raise ConfigError("recognizer.min_segment_frames and merge_gap_frames must be >= 0")
         if self.lag_frames < 0:
             raise ConfigError(f"recognizer.lag_frames must be >= 0, got {self.lag_frames}")
         for name in ("stride_frames", "top_k", "max_persons", "max_batch", "smoothing_window"):
@@ -187,6 +192,7 @@ class StreamingRecognizer:
         self.tracks: dict[Any, Track] = {}
         self.smoothers: dict[Any, Smoother] = {}
         self.scores: dict[Any, FrameScores] = {}  # dense bundles: merged per-frame probabilities
+        self.segments: dict[Any, ActionSegment] = {}  # dense bundles: each person's running action
         self.now: float | None = None  # stamp of the newest accepted frame (the sensor's clock)
         self._latencies: deque[float] = deque(maxlen=1000)
         self._counts: Counter[str] = Counter()
@@ -262,6 +268,9 @@ class StreamingRecognizer:
             )
             if self.bundle.dense:
                 self.scores[person_id] = FrameScores(2 * self.window_frames, len(self.bundle.labels))
+                self.segments[person_id] = ActionSegment(
+                    self.settings.min_segment_frames, self.settings.merge_gap_frames
+                )
         outcome = track.add(stamp, j if adapter.source.name == target else adapter(j))
         if outcome in DROP_REASONS:
             return outcome
@@ -269,6 +278,7 @@ class StreamingRecognizer:
             self.smoothers[person_id].reset()
             if person_id in self.scores:
                 self.scores[person_id].reset()
+                self.segments[person_id].reset()
         if outcome is not None:
             self._events[outcome] += 1
         self.now = stamp
@@ -290,6 +300,7 @@ class StreamingRecognizer:
                 del self.tracks[pid]
                 del self.smoothers[pid]
                 self.scores.pop(pid, None)
+                self.segments.pop(pid, None)
             self._events["timeout"] += len(gone)
         return len(gone)
 
@@ -299,6 +310,7 @@ class StreamingRecognizer:
             self.tracks.clear()
             self.smoothers.clear()
             self.scores.clear()
+            self.segments.clear()
 
     # ------------------------------------------------------------------ inference
     def poll(self) -> list[Recognition]:
@@ -335,13 +347,16 @@ class StreamingRecognizer:
                     continue  # the track was dropped while the forward pass ran
                 merged = self._merge(scores, first, stamps, p)
                 if merged is not None:
-                    span_probs, start, end = merged
+                    span_probs, start, end, frames = merged
+                    if self.settings.segments and self.bundle.background_label is not None:
+                        background = len(self.bundle.labels) - 1
+                        span_probs, start = self.segments[pid].update(span_probs, frames, start, background)
                     out.append(self._recognition(pid, span_probs, (start, end, last, due_since), done))
             return out
 
     def _merge(
         self, scores: FrameScores, first: int, stamps: np.ndarray, token_probs: np.ndarray
-    ) -> tuple[np.ndarray, float, float] | None:
+    ) -> tuple[np.ndarray, float, float, int] | None:
         """Add a dense window to the person's per-frame scores and return the merged probabilities of
         the frames now settled (new since the last report, `lag_frames` behind the newest) and their
         first and last stamps; None when no new frame is settled."""
@@ -355,7 +370,7 @@ class StreamingRecognizer:
         if k1 < k0:
             return None
         scores.reported = k1
-        return scores.mean(k0, k1), scores.stamp(k0), scores.stamp(k1)
+        return scores.mean(k0, k1), scores.stamp(k0), scores.stamp(k1), k1 - k0 + 1
 
     def _slots(self, pid: Any, track: Track, frames: np.ndarray, stamps: np.ndarray) -> np.ndarray:
         """(M, W, V, 3): this person in slot 0, the nearest other tracks in the other slots."""
