@@ -217,3 +217,26 @@ def test_choosing_settings_on_a_validation_stream_and_writing_them_into_the_bund
     assert {k: load_bundle(copy).recognizer[k] for k in chosen} == chosen
     with pytest.raises(Exception, match="max_persons"):
         set_recognizer_settings(copy, {"max_persons": 3})
+
+
+def test_action_segments_relabel_from_all_frames_merge_pauses_and_drop_blips():
+    from masksem_core.runtime.merging import ActionSegment
+
+    bg = 2
+    act0, act1, back = np.array([0.6, 0.3, 0.1]), np.array([0.1, 0.5, 0.4]), np.array([0.1, 0.1, 0.8])
+    seg = ActionSegment(min_frames=4, merge_gap=2)
+    assert seg.update(back, 2, 0.0, bg)[1] == 0.0
+    p, start = seg.update(act0, 2, 1.0, bg)
+    assert start == 1.0 and p[bg] == 0.0 and p.argmax() == 0
+    p, start = seg.update(act1, 2, 2.0, bg)  # the running segment: mean of both chunks, span from 1.0
+    assert start == 1.0 and np.allclose(p[:2], (act0[:2] + act1[:2]) / 2)
+    p, start = seg.update(back, 2, 3.0, bg)  # a pause of 2 frames ...
+    assert start == 3.0 and p.argmax() == bg
+    p, start = seg.update(act0, 2, 4.0, bg)  # ... then the same action goes on: one segment from 1.0
+    assert start == 1.0 and not seg.gap
+    seg.update(back, 2, 5.0, bg)
+    seg.update(back, 2, 6.0, bg)
+    p, start = seg.update(act1, 2, 7.0, bg)  # after a long pause: a new segment ...
+    assert start == 7.0
+    p, start = seg.update(back, 2, 8.0, bg)  # ... of 2 frames < 4: reported again as background
+    assert start == 7.0 and p.argmax() == bg
