@@ -26,6 +26,10 @@ PARAMETERS: dict[str, Any] = {
     "backend": "torch",  # torch, or onnxruntime: int8 runs one NTU window in ~27 ms on 2 CPU cores
     "num_threads": 0,  # CPU threads for inference (0: the library's default); set to the free cores
     "stride_frames": 15,  # run a window every this many frames per person
+    "lag_frames": 0,  # dense bundles: report frames this far behind the newest (config/recognizer.yaml)
+    "segments": False,  # dense bundles: report whole running action segments
+    "min_segment_frames": 0,
+    "merge_gap_frames": 0,
     "score_threshold": 0.5,  # below: not published
     "smoothing": "ema",  # none, ema, majority
     "smoothing_alpha": 0.5,
@@ -42,7 +46,8 @@ PARAMETERS: dict[str, Any] = {
 }
 SETTING_NAMES = (
     "device", "precision", "backend", "num_threads", "stride_frames", "score_threshold", "smoothing",
-    "smoothing_alpha", "top_k", "max_persons", "track_timeout_s",
+    "smoothing_alpha", "top_k", "max_persons", "track_timeout_s", "lag_frames", "segments",
+    "min_segment_frames", "merge_gap_frames",
 )  # fmt: skip
 
 
