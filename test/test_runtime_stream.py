@@ -240,3 +240,33 @@ def test_action_segments_relabel_from_all_frames_merge_pauses_and_drop_blips():
     assert start == 7.0
     p, start = seg.update(back, 2, 8.0, bg)  # ... of 2 frames < 4: reported again as background
     assert start == 7.0 and p.argmax() == bg
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_bundle_is_small_stream_trained_and_the_robot_config_agrees_with_it():
+    import yaml
+
+    path = REPO / "models" / "nwucla_xview"
+    size = sum(f.stat().st_size for f in path.iterdir())
+    assert size < 10 * 2**20, f"{path} is {size / 2**20:.1f} MiB: too big for git"
+    b = load_bundle(path)
+    assert b.dense and b.background_label == "no_action" and len(b.labels) == 11 and b.fps == 15.0
+    node = yaml.safe_load((REPO / "config" / "recognizer.yaml").read_text())["masksem_recognizer"]
+    params = node["ros__parameters"]
+    for key, value in b.recognizer.items():
+        if key in params:
+            assert params[key] == value, f"config/recognizer.yaml {key}={params[key]}, the bundle {value}"
+    assert {"stride_frames", "lag_frames", "segments", "score_threshold", "smoothing"} <= set(params)
+
+
+def test_stream_windows_on_real_nwucla_read_the_sidecar_frame_rate(nwucla_npz):
+    clips = SkeletonClips(nwucla_npz, "train", num_frames=32, train=True)
+    from masksem_core.data.stream import stream_windows
+
+    ds = stream_windows(clips, StreamingConfig(enabled=True), patch_len=4)
+    assert ds.fps == 15.0 and ds.token_frames == 4.0 and ds.labels[-1] == "no_action"
+    torch.manual_seed(0)
+    tokens = torch.stack([ds[i][1] for i in range(0, len(ds), 50)])
+    assert (tokens == 10).any() and (tokens < 10).any()
