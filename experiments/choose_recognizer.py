@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     bundle = load_bundle(args.bundle)
     grid = json.loads(args.grid) if args.grid else GRID
+    share = np.mean([s.background_fraction for s in streams])
     print(f"{len(streams)} validation streams of {len(picked)} clips matching {args.names!r}, "
-          f"background share {np.mean([s.background_fraction for s in streams]):.3f}", flush=True)  # fmt: skip
+          f"background share {share:.3f}", flush=True)  # fmt: skip
     chosen, rows = tuning.choose(bundle, streams, grid, args.max_delay, args.max_missed,
                                  log=lambda line: print(line, flush=True))  # fmt: skip
     settings = {"window_frames": bundle.window_frames, **chosen}
@@ -75,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         set_recognizer_settings(path, settings)
         print(f"wrote recognizer settings into {path}/bundle.yaml")
     if args.out:
-        Path(args.out).write_text(json.dumps({"chosen": settings, "rows": rows, "grid": grid,
-                                              "names": args.names, "clips": len(picked)}, indent=1))  # fmt: skip
+        report = {"chosen": settings, "rows": rows, "grid": grid, "names": args.names, "clips": len(picked)}
+        Path(args.out).write_text(json.dumps(report, indent=1))
     return 0
 
 

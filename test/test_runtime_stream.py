@@ -43,8 +43,9 @@ def npz(tmp_path_factory) -> Path:
         wave = 0.3 * np.sin(2 * np.pi * (1.0 + labels[i]) * t) * np.ones((1, V, 3))
         x[i, :length] = (base + wave).reshape(length, V * 3)
     out = tmp_path_factory.mktemp("stream") / "tiny.npz"
+    names = {"names": [f"c{i}" for i in range(n)]}
     side = {"layout": "kinect_v1_20", "labels": LABELS[:2], "num_persons": 1, "num_joints": V, "fps": FPS,
-            "train": {"names": [f"c{i}" for i in range(n)]}, "test": {"names": [f"c{i}" for i in range(n)]}}  # fmt: skip
+            "train": names, "test": names}  # fmt: skip
     write_split_npz(out, x, np.arange(n), np.arange(n), labels, 2, side)
     return out
 
@@ -56,7 +57,8 @@ def test_token_labels_take_the_majority_of_each_token():
 
 def test_stream_windows_mix_actions_background_and_context(npz):
     clips = SkeletonClips(npz, "train", num_frames=T, train=True)
-    ds = StreamWindows(clips, StreamingConfig(enabled=True, whole_clip_fraction=0.0), T // 4, data_fps(str(npz)))
+    cfg = StreamingConfig(enabled=True, whole_clip_fraction=0.0)
+    ds = StreamWindows(clips, cfg, T // 4, data_fps(str(npz)))
     assert ds.labels == LABELS and ds.num_classes == 3 and ds.fps == FPS
     torch.manual_seed(0)
     seen = np.zeros(3)

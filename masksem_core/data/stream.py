@@ -63,7 +63,9 @@ class StreamingConfig:
         if self.window_frames is not None and self.window_frames < 2:
             raise ConfigError(f"streaming.window_frames must be >= 2, got {self.window_frames}")
         if not 0.0 <= self.whole_clip_fraction < 1.0:
-            raise ConfigError(f"streaming.whole_clip_fraction must be in [0, 1), got {self.whole_clip_fraction}")
+            raise ConfigError(
+                f"streaming.whole_clip_fraction must be in [0, 1), got {self.whole_clip_fraction}"
+            )
         for name in ("gap_s", "speed"):
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
@@ -187,7 +189,7 @@ class StreamWindows(Dataset):
         w = self.window_frames
         own = self._motion(item, rng)
         label = int(self.clips.all_labels[self.clips.indices[item]])
-        parts, labels = [own], [np.full(len(own), label)]
+        labels = [np.full(len(own), label)]
         if self.cfg.context_clips and len(self.clips) > 1:
             before_item, after_item = rng.integers(0, len(self.clips), 2)
             before = self._motion(int(before_item), rng)[-w:]

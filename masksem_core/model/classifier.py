@@ -71,7 +71,7 @@ class ActionClassifier(nn.Module):
         self.head_hidden = int(head_hidden)
         self.background = bool(background)
         if self.background and num_classes < 2:
-            raise ValueError("a model with a background class needs at least one action class besides it")
+            raise ValueError("a model with a background class needs an action class besides it")
         self.encoder = SkeletonEncoder(cfg)
         if head == "linear":
             self.head: nn.Module = LinearProbeHead(cfg.dim, num_classes)
@@ -131,4 +131,6 @@ def clip_scores(logits: torch.Tensor, dense: bool, background: bool) -> torch.Te
     return logits[:, :-1] if background else logits
 
 
-__all__ = ["ActionClassifier", "clip_scores", "output_kind", "FineTuneHead", "LinearProbeHead", "PresentSequences"]
+__all__ = [
+    "ActionClassifier", "FineTuneHead", "LinearProbeHead", "PresentSequences", "clip_scores", "output_kind",
+]  # fmt: skip

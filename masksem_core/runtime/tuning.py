@@ -118,7 +118,8 @@ def score_stream(stream: Stitched, recognitions: Sequence[Any], window_s: float)
 def mean_scores(scores: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Means over streams (delay: the median of the streams' p50; missed: summed over actions)."""
     out = {k: float(np.mean([s[k] for s in scores])) for k in scores[0] if k not in ("actions", "missed")}
-    out["delay_p50"] = float(np.median([np.nan if s["delay_p50"] is None else s["delay_p50"] for s in scores]))
+    delays = [np.nan if s["delay_p50"] is None else s["delay_p50"] for s in scores]
+    out["delay_p50"] = float(np.median(delays))
     out["actions"] = int(sum(s["actions"] for s in scores))
     out["missed"] = int(sum(s["missed"] for s in scores))
     out["missed_fraction"] = out["missed"] / max(out["actions"], 1)
