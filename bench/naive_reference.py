@@ -181,15 +181,16 @@ class NaivePretrainer(nn.Module):
         return torch.relu((weights * y.detach()).mean(dim=-1))
 
     def semantic_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """Reference normalisation (x1e8, clip) and body-part average, one part at a time."""
-        cam = (self.semantic_cam(x) * 1e8).clamp(0.0, 1.0)
-        if self.masking.cam_norm != "reference" or not self.masking.part_average:
-            raise NotImplementedError("the naive reference implements cam_norm=reference with part averaging")
+        """The authors' normalisation: x1e8, body-part average one part at a time, then clip."""
+        cam = self.semantic_cam(x) * 1e8
+        m = self.masking
+        if m.cam_norm != "authors" or m.cam_scale != 1e8 or not m.part_average:
+            raise NotImplementedError("the naive reference implements cam_norm=authors, scale 1e8, parts")
         v = x.shape[3]
         grid = cam.view(cam.shape[0], -1, v).clone()
         for part in self.parts:
             grid[:, :, part] = grid[:, :, part].mean(dim=2, keepdim=True)
-        return grid.reshape(cam.shape)
+        return grid.reshape(cam.shape).clamp(0.0, 1.0)
 
     def forward(
         self, x: torch.Tensor, mask: TokenMask | None = None, generator: torch.Generator | None = None

@@ -27,7 +27,7 @@ from masksem_core.train.loaders import make_dataset
 def cam_stats(model: MaskSemPretrainer, x: torch.Tensor) -> dict[str, float]:
     sel = select_present(x)
     raw = model.teacher_cam(x, sel)  # as pre-training computes it (the checkpoint's cam_reference)
-    binary = normalise_cam(raw, "reference")
+    binary = normalise_cam(raw, "clip_then_average")
     real = sel.flat_index % x.shape[-1] == 0  # slot 0: the real person
     b = binary[real]
     return {

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from masksem_core.layouts import LAYOUTS
 from masksem_core.model import MaskingConfig, MaskSemPretrainer, ModelConfig, TargetConfig
-from masksem_core.model.cam import grad_cam, normalise_cam, part_average, part_average_matrix
+from masksem_core.model.cam import cam_weights, grad_cam, normalise_cam, part_average, part_average_matrix
 from masksem_core.model.persons import select_present
 
 
@@ -140,8 +140,8 @@ def test_part_average_matrix_properties_for_every_layout(name: str) -> None:
 CAM = torch.tensor([[0.0, 1e-9, 2e-9, 1e-7, 4e-7], [0.0, 0.0, 0.0, 0.0, 0.0], [3.0, 1.0, 2.0, 5.0, 4.0]])
 
 
-def test_reference_norm_is_near_binary() -> None:
-    out = normalise_cam(CAM, "reference")
+def test_clip_then_average_token_norm_is_near_binary() -> None:
+    out = normalise_cam(CAM, "clip_then_average")
     # x 1e8 then clip to [0, 1]: anything above 1e-8 is 1, zero stays 0, 1e-9 -> 0.1
     assert out[0].tolist() == pytest.approx([0.0, 0.1, 0.2, 1.0, 1.0])
     assert out[1].tolist() == [0.0] * 5
@@ -187,3 +187,77 @@ def test_quantile_norm(q: float) -> None:
 def test_unknown_norm_names_the_option() -> None:
     with pytest.raises(ValueError, match="cam_norm"):
         normalise_cam(CAM, "softmax")
+
+
+# Two segments x 4 joints, body parts {0, 1} and {2, 3}: hand-computed at scale 1e8.
+HAND_CAM = torch.tensor([[2e-8, 0.0, 0.0, 0.0, 3e-9, 1e-9, 0.0, 5e-8]])
+HAND_PARTS = part_average_matrix([[0, 1], [2, 3]], 4)
+
+
+def test_authors_norm_scales_averages_then_clips() -> None:
+    # x1e8: [2, 0, 0, 0 | 0.3, 0.1, 0, 5]; part means: [1, 1, 0, 0 | 0.2, 0.2, 2.5, 2.5]; clip to [0, 1]
+    out = cam_weights(HAND_CAM, "authors", HAND_PARTS, 4, scale=1e8)
+    assert out[0].tolist() == pytest.approx([1.0, 1.0, 0.0, 0.0, 0.2, 0.2, 1.0, 1.0])
+
+
+def test_authors_norm_differs_from_clip_then_average() -> None:
+    # clip first: [1, 0, 0, 0 | 0.3, 0.1, 0, 1]; part means: [0.5, 0.5, 0, 0 | 0.2, 0.2, 0.5, 0.5]
+    out = cam_weights(HAND_CAM, "clip_then_average", HAND_PARTS, 4, scale=1e8)
+    assert out[0].tolist() == pytest.approx([0.5, 0.5, 0.0, 0.0, 0.2, 0.2, 0.5, 0.5])
+
+
+def test_authors_norm_relu_first_and_without_parts() -> None:
+    cam = torch.tensor([[-4e-8, 6e-9, 0.0, 2e-8]])
+    # ReLU before the part mean: the negative joint counts as 0, not -4 (which would cancel its part)
+    assert cam_weights(cam, "authors", HAND_PARTS, 4, scale=1e8)[0].tolist() == pytest.approx(
+        [0.3, 0.3, 1.0, 1.0]
+    )
+    assert cam_weights(cam, "authors", None, 4, scale=1e8)[0].tolist() == pytest.approx([0.0, 0.6, 0.0, 1.0])
+
+
+def test_authors_auto_scale_cancels_batch_tokens_and_width() -> None:
+    from masksem_core.model.cam import NTU_CAM_GEOMETRY, auto_cam_scale
+
+    x = torch.zeros(4, 3, 8, 5, 2)
+    x[:, :, :, :, 0] = 1.0
+    x[1, :, :, :, 1] = 1.0  # clip 1 has two persons
+    sel = select_present(x)
+    scale = auto_cam_scale(sel, num_tokens=10, dim=64)
+    per_person = 1e8 * 4 * 10 * 64 / NTU_CAM_GEOMETRY
+    assert scale.squeeze(1).tolist() == pytest.approx(
+        [per_person, 2 * per_person, 2 * per_person, per_person, per_person]
+    )
+    # at NTU geometry (N=32, M=2, L=750, D=256) auto is exactly the authors' 1e8
+    ntu = torch.zeros(32, 3, 4, 1, 2) + 1.0
+    assert auto_cam_scale(select_present(ntu), 750, 256).unique().tolist() == pytest.approx([1e8])
+
+
+def test_authors_auto_scale_makes_weights_batch_size_free() -> None:
+    """The same clips in a batch of 4 or 8 (duplicated) get the same authors weights with scale auto."""
+    cfg = ModelConfig(
+        num_frames=8,
+        num_joints=20,
+        num_persons=1,
+        dim=32,
+        depth=2,
+        heads=4,
+        decoder_dim=32,
+        decoder_depth=1,
+        decoder_heads=4,
+        layout="kinect_v1_20",
+    )
+    torch.manual_seed(0)
+    model = MaskSemPretrainer(
+        cfg, MaskingConfig(strategy="semantic", cam_scale="auto"), TargetConfig()
+    ).eval()
+    fixed = MaskSemPretrainer(cfg, MaskingConfig(strategy="semantic"), TargetConfig()).eval()
+    fixed.load_state_dict(model.state_dict())
+    x = torch.randn(4, 3, cfg.num_frames, cfg.num_joints, 1)
+    x2 = torch.cat([x, x])
+    w4 = model.semantic_weights(x, select_present(x))
+    w8 = model.semantic_weights(x2, select_present(x2))[:4]
+    assert torch.allclose(w4, w8, atol=1e-5)
+    # with the fixed 1e8 the raw CAM halves when the batch doubles: the scaled values differ
+    raw4 = fixed.teacher_cam(x, select_present(x))
+    raw8 = fixed.teacher_cam(x2, select_present(x2))[:4]
+    assert torch.allclose(raw8, raw4 / 2, atol=1e-9, rtol=1e-3)

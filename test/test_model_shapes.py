@@ -170,6 +170,9 @@ def test_model_config_errors(kw: dict, match: str) -> None:
         (dict(cam_quantile=1.0), "masking.cam_quantile"),
         (dict(strategy="semntic"), "masking.strategy='semntic' is not one of"),
         (dict(cam_norm="binary"), "masking.cam_norm"),
+        (dict(cam_norm="reference"), "renamed .*clip_then_average.*authors"),
+        (dict(cam_scale=0.0), "masking.cam_scale"),
+        (dict(cam_scale="big"), "masking.cam_scale"),
         (dict(cam_reference="mean"), "masking.cam_reference"),
     ],
 )

@@ -59,12 +59,37 @@ def part_average(cam: torch.Tensor, matrix: torch.Tensor, joints: int) -> torch.
     return (cam.view(p, length // joints, joints) @ matrix.to(cam)).reshape(p, length)
 
 
-def normalise_cam(
-    cam: torch.Tensor, mode: str, temperature: float = 1.0, quantile: float = 0.5, eps: float = 1e-12
+# The geometry at which the authors' 1e8 was set: NTU-60, batch 32 per GPU, 2 person slots, 30 x 25
+# tokens, width 256. `cam_scale: auto` multiplies by the CAM's own 1/(N*M*L*D) factor relative to it.
+NTU_CAM_GEOMETRY = 32 * 2 * 750 * 256
+AUTHORS_CAM_SCALE = 1e8
+
+
+def auto_cam_scale(
+    sel: PresentSequences, num_tokens: int, dim: int, base: float = AUTHORS_CAM_SCALE
 ) -> torch.Tensor:
-    """Turn a raw CAM (P, L) into sampling weights in [0, 1] (quantile mode is applied after parts)."""
-    if mode == "reference":  # the authors' code: x 1e8, clip to [0, 1] -> near-binary
-        return (cam * 1e8).clamp(0.0, 1.0)
+    """Per-sequence multiplier (P, 1) = base * N * M_n * L * D / NTU geometry.
+
+    The closed-form CAM is proportional to 1/(N * M_n * L) through the pooling and to 1/D through the
+    channel mean (see `cam_channel_weights`); this multiplier cancels both, so the scaled map saturates as
+    `base` did for the authors at NTU scale, whatever the batch, persons, clip length and width.
+    """
+    n = sel.persons_per_clip.shape[0]
+    persons = sel.persons_per_clip[sel.clip_index].float()
+    return (base * n * num_tokens * dim / NTU_CAM_GEOMETRY * persons).unsqueeze(1)
+
+
+def normalise_cam(
+    cam: torch.Tensor,
+    mode: str,
+    temperature: float = 1.0,
+    quantile: float = 0.5,
+    eps: float = 1e-12,
+    scale: float | torch.Tensor = AUTHORS_CAM_SCALE,
+) -> torch.Tensor:
+    """Turn a raw CAM (P, L) into weights in [0, 1], token by token (no body parts: see `cam_weights`)."""
+    if mode in ("authors", "clip_then_average"):  # x scale, clip: near-binary
+        return (torch.relu(cam) * scale).clamp(0.0, 1.0)
     if mode == "minmax":
         lo = cam.amin(dim=1, keepdim=True)
         hi = cam.amax(dim=1, keepdim=True)
@@ -79,3 +104,28 @@ def normalise_cam(
         threshold = torch.quantile(cam, quantile, dim=1, keepdim=True)
         return (cam > threshold).to(cam.dtype)
     raise ValueError(f"unknown masking.cam_norm {mode!r}")
+
+
+def cam_weights(
+    cam: torch.Tensor,
+    mode: str,
+    part_matrix: torch.Tensor | None,
+    joints: int,
+    scale: float | torch.Tensor = AUTHORS_CAM_SCALE,
+    temperature: float = 1.0,
+    quantile: float = 0.5,
+) -> torch.Tensor:
+    """Raw CAM (P, L) -> sampling weights, with body-part averaging (`part_matrix`, None = off) in the
+    place each mode puts it:
+
+    - authors:           clip(part_avg(ReLU(cam) * scale), 0, 1)   (the authors' `_generate_mask`)
+    - clip_then_average: part_avg(clip(ReLU(cam) * scale, 0, 1))
+    - quantile:          1[part_avg(cam) > its per-clip quantile]
+    - minmax / standard / raw: part_avg(norm(cam))
+    """
+    average = (lambda c: part_average(c, part_matrix, joints)) if part_matrix is not None else (lambda c: c)
+    if mode == "authors":
+        return average(torch.relu(cam) * scale).clamp(0.0, 1.0)
+    if mode == "quantile":
+        return normalise_cam(average(cam), "quantile", quantile=quantile)
+    return average(normalise_cam(cam, mode, temperature=temperature, scale=scale))

@@ -79,18 +79,27 @@ class MaskingConfig:
     """Which tokens the student may not see.
 
     strategy: random (MAE), motion (MAMP, temperature `tau`), semantic (MaskSem: Grad-CAM of an EMA
-    teacher). `cam_norm` chooses how the raw CAM becomes sampling weights: `reference` = x1e8 and clip
-    to [0, 1] (near-binary, as the authors' code), `minmax` per clip, `standard` (per-clip z-score /
-    `cam_temperature`, then sigmoid), `quantile` (body-part segments above the clip's `cam_quantile`
-    quantile are 1, the rest 0), `raw` (ReLU map / its per-clip max). `cam_reference` picks the
-    reference feature: `batch_mean_clip` (paper) or `batch_mean_feature` (mean of the clips' features).
+    teacher; `momentum=1` keeps the teacher frozen at its start, e.g. the --init-from checkpoint).
+    `cam_norm` chooses how the raw CAM becomes sampling weights (formulas in docs/model.md):
+    `authors` = ReLU -> x `cam_scale` -> body-part average per segment -> clip to [0, 1] (the authors'
+    order), `clip_then_average` = x `cam_scale` -> clip -> part average (this library's `reference`
+    before issue 19; the old name is refused with a pointer to both), `minmax` per clip, `standard`
+    (per-clip z-score / `cam_temperature`, then sigmoid), `quantile` (body-part segments above the clip's
+    `cam_quantile` quantile are 1, the rest 0), `raw` (ReLU map / its per-clip max).
+    `cam_scale`: the multiplier of the two scaled modes: a number (the authors: 1e8), or `auto` = 1e8 x
+    (N*M_n*L*D) / (32*2*750*256), which removes the CAM's 1/(N*M_n*L*D) factor (batch, persons of the
+    clip, tokens, width) and so saturates as 1e8 does at NTU scale, at any batch, clip size and width.
+    `cam_times_motion` multiplies the semantic weights by MAMP's token motion (semantic x motion).
+    `cam_reference` picks the reference feature: `batch_mean_clip` (paper) or `batch_mean_feature`.
     """
 
     strategy: Literal["random", "motion", "semantic"] = "semantic"
     ratio: float = 0.9
     tau: float = 0.80
     momentum: float = 0.99
-    cam_norm: Literal["reference", "minmax", "standard", "quantile", "raw"] = "reference"
+    cam_norm: Literal["authors", "clip_then_average", "minmax", "standard", "quantile", "raw"] = "authors"
+    cam_scale: float | Literal["auto"] = 1e8
+    cam_times_motion: bool = False
     cam_reference: Literal["batch_mean_clip", "batch_mean_feature"] = "batch_mean_clip"
     cam_temperature: float = 1.0
     cam_quantile: float = 0.5
@@ -98,7 +107,17 @@ class MaskingConfig:
     teacher_bf16: bool = False
 
     def validate(self) -> None:
+        if self.cam_norm == "reference":
+            raise ConfigError(
+                "masking.cam_norm=reference was renamed (issue 19): use 'clip_then_average' for what it "
+                "did (x 1e8, clip, then part average) or 'authors' for the authors' order "
+                "(x 1e8, part average, then clip); see docs/model.md"
+            )
         _check_choices(self, "masking")
+        if self.cam_scale != "auto" and (
+            isinstance(self.cam_scale, (str, bool)) or not self.cam_scale > 0
+        ):
+            raise ConfigError(f"masking.cam_scale must be a number > 0 or 'auto', got {self.cam_scale!r}")
         if not 0.0 <= self.ratio < 1.0:
             raise ConfigError(f"masking.ratio must be in [0, 1), got {self.ratio}")
         if self.tau <= 0:
@@ -111,14 +130,22 @@ class MaskingConfig:
 
 @dataclass
 class TargetConfig:
-    """Reconstruction target: velocity, acceleration or their hybrid (1 - alpha) * vel + alpha * acc."""
+    """Reconstruction target: velocity, acceleration or their hybrid (1 - alpha) * vel + alpha * acc.
+
+    `cam_loss_weight` (semantic masking only): each masked token's error is weighted by
+    1 + cam_loss_weight * w, w its semantic sampling weight in [0, 1] (a CAM-weighted reconstruction loss,
+    as the authors' code carries commented out; 0 = the plain masked MSE).
+    """
 
     kind: Literal["velocity", "acceleration", "hybrid"] = "hybrid"
     alpha: float = 0.2
     separate_heads: bool = False
     norm_eps: float = 1e-6
+    cam_loss_weight: float = 0.0
 
     def validate(self) -> None:
         _check_choices(self, "target")
+        if self.cam_loss_weight < 0:
+            raise ConfigError(f"target.cam_loss_weight must be >= 0, got {self.cam_loss_weight}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"target.alpha must be in [0, 1], got {self.alpha}")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from masksem_core.layouts import get_layout
-from masksem_core.model.cam import grad_cam, normalise_cam, part_average, part_average_matrix
+from masksem_core.model.cam import auto_cam_scale, cam_weights, grad_cam, part_average_matrix
 from masksem_core.model.config import MaskingConfig, ModelConfig, TargetConfig
 from masksem_core.model.decoder import MotionDecoder
 from masksem_core.model.embedding import patchify
@@ -87,17 +87,26 @@ class MaskSemPretrainer(nn.Module):
                 ref = sel.pool(feats.mean(dim=1)).mean(dim=0)
         return grad_cam(feats, ref, sel)
 
+    def cam_scale(self, sel: PresentSequences, num_tokens: int) -> float | torch.Tensor:
+        """The multiplier of the scaled CAM norms: fixed, or `auto` (per sequence, see cam.auto_cam_scale)."""
+        if self.masking.cam_scale == "auto":
+            return auto_cam_scale(sel, num_tokens, self.model_cfg.dim)
+        return float(self.masking.cam_scale)
+
     @torch.no_grad()
     def semantic_weights(self, x: torch.Tensor, sel: PresentSequences) -> torch.Tensor:
         """Teacher Grad-CAM -> normalised, body-part averaged sampling weights (P, L)."""
         cam = self.teacher_cam(x, sel)
         m = self.masking
-        joints = sel.seqs.shape[-1]
-        if m.cam_norm == "quantile":
-            cam = part_average(cam, self.part_matrix, joints)
-            return normalise_cam(cam, "quantile", quantile=m.cam_quantile)
-        cam = normalise_cam(cam, m.cam_norm, temperature=m.cam_temperature)
-        return part_average(cam, self.part_matrix, joints) if m.part_average else cam
+        return cam_weights(
+            cam,
+            m.cam_norm,
+            self.part_matrix if m.part_average else None,
+            sel.seqs.shape[-1],
+            scale=self.cam_scale(sel, cam.shape[1]),
+            temperature=m.cam_temperature,
+            quantile=m.cam_quantile,
+        )
 
     def sample_mask(
         self,
@@ -116,7 +125,7 @@ class MaskSemPretrainer(nn.Module):
             weights = motion
         else:
             cam = self.semantic_weights(x, sel)
-            weights = cam
+            weights = cam * motion if self.masking.cam_times_motion else cam
         mask = gumbel_topk_mask(weights_to_logits(weights, self.masking.tau), self.masking.ratio, generator)
         return mask, motion, cam
 
@@ -131,6 +140,8 @@ class MaskSemPretrainer(nn.Module):
         visible = self.encoder.encode(seqs, keep=mask.keep)
         pred = self.decoder(visible, mask.keep, segments, joints)
         vel, acc = token_targets(seqs, cfg.patch_len, self.target.norm_eps)
+        w_loss = self.target.cam_loss_weight
+        token_weight = 1.0 + w_loss * cam if cam is not None and w_loss > 0 else None
         # a clip with no person at all keeps an all-zero slot 0 (see persons.py): nothing to learn from it
         has_motion = (seqs.abs().amax(dim=(1, 2, 3)) > 0).unsqueeze(1)
         loss, stats = motion_loss(
@@ -141,6 +152,7 @@ class MaskSemPretrainer(nn.Module):
             self.target.kind,
             self.target.alpha,
             self.target.separate_heads,
+            token_weight,
         )
         stats.update(mask_statistics(mask, motion, cam))
         return PretrainOutput(loss=loss, stats=stats, mask=mask, cam=cam, sequences=sel)

@@ -30,10 +30,14 @@ def token_targets(seqs: torch.Tensor, patch_len: int, eps: float = 1e-6) -> tupl
     return norm(patchify(velocity(seqs), patch_len)), norm(patchify(acceleration(seqs), patch_len))
 
 
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over masked tokens only; visible tokens get exactly zero gradient."""
+def masked_mse(
+    pred: torch.Tensor, target: torch.Tensor, masked: torch.Tensor, token_weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(Weighted) mean squared error over masked tokens only; visible tokens get exactly zero gradient."""
     per_token = (pred.float() - target).pow(2).mean(dim=-1)
     weight = masked.to(per_token.dtype)
+    if token_weight is not None:
+        weight = weight * token_weight.to(per_token.dtype)
     return (per_token * weight).sum() / weight.sum().clamp_min(1.0)
 
 
@@ -45,17 +49,21 @@ def motion_loss(
     kind: str,
     alpha: float,
     separate_heads: bool,
+    token_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The pre-training loss; with one head the same prediction regresses both targets (reference)."""
+    """The pre-training loss; with one head the same prediction regresses both targets (reference).
+
+    `token_weight` (P, L), optional: per-token loss weights (the CAM-weighted variant).
+    """
     width = vel.shape[-1]
     pred_vel = pred[..., :width]
     pred_acc = pred[..., width:] if separate_heads else pred_vel
     if kind == "velocity":
-        loss_vel = masked_mse(pred_vel, vel, masked)
+        loss_vel = masked_mse(pred_vel, vel, masked, token_weight)
         return loss_vel, {"loss_vel": loss_vel.detach()}
-    loss_acc = masked_mse(pred_acc, acc, masked)
+    loss_acc = masked_mse(pred_acc, acc, masked, token_weight)
     if kind == "acceleration":
         return loss_acc, {"loss_acc": loss_acc.detach()}
-    loss_vel = masked_mse(pred_vel, vel, masked)
+    loss_vel = masked_mse(pred_vel, vel, masked, token_weight)
     loss = (1 - alpha) * loss_vel + alpha * loss_acc
     return loss, {"loss_vel": loss_vel.detach(), "loss_acc": loss_acc.detach()}
