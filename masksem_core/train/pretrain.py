@@ -11,6 +11,7 @@ from masksem_core.train import checkpoint as ckpt
 from masksem_core.train.config import ExperimentConfig
 from masksem_core.train.distributed import cleanup
 from masksem_core.train.engine import pretrain_epoch
+from masksem_core.train.init_from import load_init
 from masksem_core.train.loaders import EpochLoader, epoch_seed, make_dataset, seed_everything
 from masksem_core.train.optim import build_optimizer
 from masksem_core.train.results import write_json
@@ -28,14 +29,15 @@ from masksem_core.train.run_env import (
 def pretrain(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
     env = setup_run(cfg)
     model = MaskSemPretrainer(cfg.model, cfg.masking, cfg.target).to(env.device)
+    init_record = None
     if cfg.run.init_from:
-        payload = ckpt.load_checkpoint(cfg.run.init_from)
-        ckpt.load_state_strict(model.encoder, ckpt.encoder_state(payload), cfg.run.init_from)
-        dec = {k.removeprefix("decoder."): v for k, v in payload["model"].items() if k.startswith("decoder.")}
-        if dec:
-            ckpt.load_state_strict(model.decoder, dec, cfg.run.init_from)
-        model.reset_teacher()
-        announce(env, f"initialised encoder{' and decoder' if dec else ''} from {cfg.run.init_from}")
+        init_record, has_decoder = load_init(model, cfg.run.init_from)
+        announce(
+            env,
+            f"initialised encoder{' and decoder' if has_decoder else ''} from {cfg.run.init_from} "
+            f"({init_record['epochs_trained']} epochs, sha256 {init_record['sha256'][:12]}); "
+            "teacher = the loaded encoder, fresh optimiser and schedule",
+        )
     optimizer = build_optimizer(model, cfg.optim, cfg.model.depth)
     ctx = step_context(env, optimizer)
     start, extra = 0, {"best_loss": None}
@@ -43,6 +45,8 @@ def pretrain(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
     if resume and last.exists():
         start, extra = resume_run(env, last, model, optimizer, ctx.scaler)
         extra.setdefault("best_loss", None)
+    if init_record:
+        extra["init_from"] = init_record  # in every checkpoint of a continued run (and kept on resume)
     ddp = wrap_ddp(model, env)
     train = EpochLoader(
         make_dataset(cfg, cfg.data.train_split, train=True),
@@ -92,6 +96,7 @@ def pretrain(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
         "checkpoint": str(last),
         "best_checkpoint": str(best),
         "best_loss": extra["best_loss"],
+        "init_from": extra.get("init_from"),
     }
     if start >= cfg.optim.epochs:
         announce(env, f"pretrain: {last} already holds all {cfg.optim.epochs} epochs; nothing to do")
