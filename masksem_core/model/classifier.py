@@ -62,8 +62,17 @@ class ActionClassifier(nn.Module):
         dense: bool = False,
         background: bool = False,
         head_hidden: int = 2048,
+        head_dropout_on: Literal["hidden", "tokens"] = "hidden",
     ) -> None:
+        """`head_dropout_on="tokens"` moves the fine-tune head's dropout onto the encoder's token features
+        before the temporal mean (MAMP's ActionHeadFinetune); "hidden" keeps it after fc -> BN -> ReLU."""
         super().__init__()
+        if head_dropout_on not in ("hidden", "tokens"):
+            raise ValueError(f"unknown head_dropout_on {head_dropout_on!r}; use 'hidden' or 'tokens'")
+        on_tokens = head == "finetune" and head_dropout_on == "tokens"
+        self.token_dropout = nn.Dropout(head_dropout) if on_tokens else nn.Identity()
+        if on_tokens:
+            head_dropout = 0.0
         self.cfg = cfg
         self.num_classes = num_classes
         self.head_kind = head
@@ -83,6 +92,7 @@ class ActionClassifier(nn.Module):
     def pooled_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, C, T, V, M) -> pooled (N, D) and per-joint (N, V, D) features (means over time, persons)."""
         feats, sel = self.encoder.forward_sequences(x)
+        feats = self.token_dropout(feats)  # identity unless head_dropout_on="tokens" (and training)
         p, length, d = feats.shape
         joints = x.shape[3]
         per_joint = sel.pool(feats.view(p, length // joints, joints, d).mean(dim=1))  # (N, V, D)
@@ -95,6 +105,7 @@ class ActionClassifier(nn.Module):
     def token_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, V, M) -> per-token, per-joint features (N, L_t, V, D) (mean over present persons)."""
         feats, sel = self.encoder.forward_sequences(x)
+        feats = self.token_dropout(feats)  # identity unless head_dropout_on="tokens" (and training)
         p, length, d = feats.shape
         joints = x.shape[3]
         return sel.pool(feats.view(p, length // joints, joints, d))

@@ -43,7 +43,7 @@ def build_classifier(cfg: ExperimentConfig, num_classes: int, head: str) -> Acti
     dense = cfg.streaming.enabled
     model = ActionClassifier(
         cfg.model, num_classes, head, cfg.run.head_dropout, dense=dense, background=dense,
-        head_hidden=cfg.run.head_hidden,
+        head_hidden=cfg.run.head_hidden, head_dropout_on=cfg.run.head_dropout_on,
     )
     if cfg.run.pretrained:
         payload = ckpt.load_checkpoint(cfg.run.pretrained)

@@ -119,6 +119,9 @@ class RunConfig:
     head: Literal["linear", "finetune"] = "finetune"
     head_dropout: float = 0.0
     head_hidden: int = 2048  # width of the fine-tune head's hidden layer (METHOD.md: 2048)
+    # where the fine-tune head's dropout acts: after fc->BN->ReLU (hidden) or on the encoder's token
+    # features before the temporal mean (tokens: MAMP's/the authors' ActionHeadFinetune)
+    head_dropout_on: Literal["hidden", "tokens"] = "hidden"
     semi_draws: int = 1
     max_steps_per_epoch: int | None = None
     stop_after_epochs: int | None = (
