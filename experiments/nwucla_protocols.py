@@ -44,8 +44,19 @@ def masksem(args: list[str], log: Path) -> float:
 
 
 def run_row(
-    name: str, overrides: list[str] | None, seed: int, a: argparse.Namespace, common: list[str]
+    name: str,
+    overrides: list[str] | None,
+    seed: int,
+    a: argparse.Namespace,
+    common: list[str],
+    pretrain_extra: list[str] | None = None,
+    finetune_extra: list[str] | None = None,
+    pretrained: Path | None = None,
 ) -> dict:
+    """Pre-train (unless `overrides` is None), probe, fine-tune one row; cached in OUT/<row>_s<seed>/row.json.
+
+    `pretrained` (with overrides None): probe / fine-tune this checkpoint instead of a new pre-training.
+    """
     row_dir = Path(a.out) / f"{name}_s{seed}"
     row_dir.mkdir(parents=True, exist_ok=True)
     done = row_dir / "row.json"
@@ -53,7 +64,6 @@ def run_row(
         return json.loads(done.read_text())
     row: dict = {"name": name, "seed": seed, "commands": []}
     seed_args = [f"run.seed={seed}", f"data.path={a.data}", *common]
-    pretrained = None
     if overrides is not None:
         args = [
             "pretrain",
@@ -65,11 +75,15 @@ def run_row(
             f"optim.epochs={a.pretrain_epochs}",
             f"optim.warmup_epochs={max(1, a.pretrain_epochs // 10)}",
             f"run.out_dir={row_dir / 'pretrain'}",
+            *(pretrain_extra or []),
         ]
         row["pretrain_s"] = masksem(args, row_dir / "pretrain.log")
         row["commands"].append("masksem " + shlex.join(args))
         pretrained = row_dir / "pretrain" / "last.pt"
-        stats = json.loads((row_dir / "pretrain" / "results.json").read_text())["last_epoch_stats"]
+        pre_res = json.loads((row_dir / "pretrain" / "results.json").read_text())
+        stats = pre_res["last_epoch_stats"]
+        if pre_res.get("init_from"):
+            row["init_from"] = {k: pre_res["init_from"][k] for k in ("path", "sha256", "epochs_trained")}
         row["mask_stats"] = {k: v for k, v in stats.items() if k.startswith(("cam_", "motion_", "mask_"))}
     probe = [
         "linprobe",
@@ -92,6 +106,7 @@ def run_row(
             *seed_args,
             *a.extra,
             *a.finetune_extra,
+            *(finetune_extra or []),
             f"optim.epochs={a.finetune_epochs}",
             f"run.out_dir={row_dir / 'finetune'}",
             f"run.pretrained={pretrained}" if pretrained else "run.pretrained=null",
@@ -104,14 +119,16 @@ def run_row(
     return row
 
 
-def table(rows: list[dict]) -> str:
-    def stat(vals: list[float]) -> str:
-        if not vals:
-            return "–"
-        if len(vals) == 1:
-            return f"{vals[0]:.1f}"
-        return f"{np.mean(vals):.1f} ± {np.std(vals, ddof=1):.1f}"
+def stat(vals: list[float], digits: int = 1) -> str:
+    """'mean ± std' (sample std) of a row's seeds; one value alone; '–' for none."""
+    if not vals:
+        return "–"
+    if len(vals) == 1:
+        return f"{vals[0]:.{digits}f}"
+    return f"{np.mean(vals):.{digits}f} ± {np.std(vals, ddof=1):.{digits}f}"
 
+
+def table(rows: list[dict]) -> str:
     names = list(dict.fromkeys(r["name"] for r in rows))
     lines = [
         "| encoder | seeds | pre-train wall (s) | linear top-1 | kNN-20 top-1 | fine-tune top-1 (last) |",
