@@ -108,6 +108,18 @@ class MaskSemPretrainer(nn.Module):
             quantile=m.cam_quantile,
         )
 
+    def masking_weights(
+        self, x: torch.Tensor, sel: PresentSequences, tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Per-token sampling weights, each token's motion (for statistics), the CAM weights (semantic)."""
+        motion = token_motion(tokens, sel.seqs.shape[-1])
+        if self.masking.strategy == "random":
+            return torch.zeros_like(motion), motion, None
+        if self.masking.strategy == "motion":
+            return motion, motion, None
+        cam = self.semantic_weights(x, sel)
+        return (cam * motion if self.masking.cam_times_motion else cam), motion, cam
+
     def sample_mask(
         self,
         x: torch.Tensor,
@@ -116,16 +128,7 @@ class MaskSemPretrainer(nn.Module):
         generator: torch.Generator | None = None,
     ) -> tuple[TokenMask, torch.Tensor, torch.Tensor | None]:
         """Returns the mask, each token's motion (for statistics) and the CAM weights (semantic only)."""
-        joints = sel.seqs.shape[-1]
-        motion = token_motion(tokens, joints)
-        cam = None
-        if self.masking.strategy == "random":
-            weights = torch.zeros_like(motion)
-        elif self.masking.strategy == "motion":
-            weights = motion
-        else:
-            cam = self.semantic_weights(x, sel)
-            weights = cam * motion if self.masking.cam_times_motion else cam
+        weights, motion, cam = self.masking_weights(x, sel, tokens)
         mask = gumbel_topk_mask(weights_to_logits(weights, self.masking.tau), self.masking.ratio, generator)
         return mask, motion, cam
 
