@@ -57,6 +57,7 @@ def test_continued_run_records_where_it_started(mamp_then_masksem: tuple[Path, P
     assert record["sha256"] == file_sha256(mamp / "last.pt")
     assert record["epochs_trained"] == 1 and record["epochs_planned"] == 1
     assert record["masking"]["strategy"] == "motion" and record["target"]["kind"] == "velocity"
+    assert record["config"]["optim"]["epochs"] == 1 and record["config"]["run"]["out_dir"] == str(mamp)
     assert load_checkpoint(cont / "last.pt")["extra"]["init_from"] == record
 
 

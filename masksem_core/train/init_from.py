@@ -24,7 +24,7 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def init_from_record(path: str | Path, payload: dict[str, Any]) -> dict[str, Any]:
-    """Where a continued run started: the file (absolute path, sha256) and that run's epochs and config."""
+    """Where a continued run started: the file (absolute path, sha256), that run's epochs and config."""
     cfg = payload.get("config") or {}
     optim = cfg.get("optim") or {}
     epoch = payload.get("epoch")
@@ -37,6 +37,7 @@ def init_from_record(path: str | Path, payload: dict[str, Any]) -> dict[str, Any
         "masking": cfg.get("masking"),
         "target": cfg.get("target"),
         "seed": (cfg.get("run") or {}).get("seed"),
+        "config": cfg,  # that run's whole resolved config
         # a chain of continuations keeps its whole history
         "init_from": (payload.get("extra") or {}).get("init_from"),
     }
