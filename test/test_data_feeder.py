@@ -86,15 +86,19 @@ def test_random_crop_respects_floor_and_ratio():
         spans.append(out[0, -1, 0, 0] - out[0, 0, 0, 0] + 1)
     spans = np.array(spans)
     assert spans.min() >= 149 and spans.max() <= 300  # floor(300 * U[0.5, 1])
-    # short clip: the 64-frame floor exceeds the clip, so the crop is the whole clip every time
+    # short clip with the reference's fixed 64-frame floor: it exceeds the clip, so the crop is the
+    # whole clip every time
     short = d[:, :31].copy()
     full = crop_and_resize(short, 31, 64, p_range=None, centre_p=1.0)
     for _ in range(20):
-        np.testing.assert_array_equal(crop_and_resize(short, 31, 64, rng=rng), full)
-    # a fractional floor scales with the clip and brings the augmentation back
-    outs = {crop_and_resize(short, 31, 64, min_crop_fraction=0.5, rng=rng)[0, 0, 0, 0] for _ in range(50)}
-    assert len(outs) > 3
-    assert crop_floor(31) == 64 and crop_floor(31, min_crop_fraction=0.5) == 15
+        np.testing.assert_array_equal(crop_and_resize(short, 31, 64, min_crop_frames=64, rng=rng), full)
+    # the default floor follows the data, and so does a fractional one: the augmentation is back
+    for kwargs in ({}, {"min_crop_fraction": 0.5}):
+        outs = {crop_and_resize(short, 31, 64, rng=rng, **kwargs)[0, 0, 0, 0] for _ in range(50)}
+        assert len(outs) > 3, kwargs
+    assert crop_floor(31, min_crop_frames=64) == 64 and crop_floor(31, min_crop_fraction=0.5) == 15
+    # default: the reference 64 on long clips, at most half of a short one
+    assert crop_floor(300) == 64 and crop_floor(128) == 64 and crop_floor(31) == 15 and crop_floor(1) == 1
     assert crop_floor(1, min_crop_fraction=0.5) == 1
     with pytest.raises(ValueError, match="min_crop_fraction"):
         crop_floor(10, min_crop_fraction=1.5)

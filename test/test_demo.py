@@ -98,6 +98,26 @@ def test_printed_table_ends_with_the_headline(demo: tuple) -> None:
         assert f"{s['variants'][name]['probe_top1']:.1f}%" in row
 
 
+def test_every_headline_stands_beside_its_floors(demo: tuple) -> None:
+    out, _, stdout, s = demo
+    paths, b = DemoPaths(out), s["baselines"]
+    probe = _json(paths.probe(s["best"]) / "results.json")
+    # the random-init probe was run alongside (same architecture, same probe), not copied from anywhere
+    assert b["random_init_probe_top1"] == probe["baselines"]["random_init_top1"]
+    assert 0 < b["random_init_probe_top1"] <= 100 and b["random_init_probe_top1"] != probe["top1"]
+    assert b["chance_top1"] == pytest.approx(100 / 16)
+    # background-only: the share of the recording's frames whose truth is background
+    per_class = _json(paths.replay / "report.json")["metrics"]["per_class_frame_accuracy"]
+    frames = sum(v["frames"] for v in per_class.values())
+    assert b["background_frame_accuracy"] == pytest.approx(per_class["background"]["frames"] / frames)
+    assert 0 < b["background_frame_accuracy"] < 1
+    headline = stdout.strip().splitlines()[-1]
+    assert f"random-init encoder, same probe: {b['random_init_probe_top1']:.1f}%" in headline
+    assert f"background-only {b['background_frame_accuracy']:.3f}" in headline
+    page = (out / "report" / "index.html").read_text()
+    assert f"{b['random_init_probe_top1']:.1f}%" in page and f"{b['background_frame_accuracy']:.3f}" in page
+
+
 def test_probe_is_far_above_chance(demo: tuple) -> None:
     _, _, _, s = demo
     assert len(s["data"]["classes"]) == 16

@@ -105,11 +105,12 @@ def test_probe_lr_is_chosen_on_held_out_training_clips(
     that cannot learn in the budget (1e-6) must lose, and the run without a grid keeps optim.lr."""
     common = ["--config", "nwucla_linprobe", *TINY, f"data.path={nwucla_npz}",
               f"run.pretrained={pretrained / 'last.pt'}", "optim.epochs=20"]  # fmt: skip
-    _run("linprobe", *common, f"run.out_dir={tmp_path / 'grid'}", "probe.lr_grid=[1e-6,0.1]")
+    grid = ["probe.lr_grid=[1e-6,0.1]", "probe.lr_widen=0"]
+    _run("linprobe", *common, f"run.out_dir={tmp_path / 'grid'}", *grid)
     res = json.loads((tmp_path / "grid" / "results.json").read_text())
     assert set(res["probe_val_top1"]) == {"1e-06", "0.1"}
     assert res["probe_val_top1"]["0.1"] > res["probe_val_top1"]["1e-06"] + 10
-    assert res["probe_lr"] == 0.1
+    assert res["probe_lr"] == 0.1 and res["probe_lr_at_edge"] is True  # no widening allowed: it says so
     assert "probe lr on held-out training clips" in capsys.readouterr().out
     _run("linprobe", *common, f"run.out_dir={tmp_path / 'plain'}", "optim.lr=0.1", "probe.lr_grid=[]")
     plain = json.loads((tmp_path / "plain" / "results.json").read_text())
@@ -133,7 +134,8 @@ def test_finetune_and_evaluate_agree(pretrained: Path, nwucla_npz: Path, tmp_pat
         "optim.warmup_epochs=0",
         "run.max_steps_per_epoch=10",
         "run.eval_every=2",
-        "optim.ema_decay=null",  # the plain weights: 20 steps barely move a 0.998 average off its start
+        "optim.average_fraction=null",  # the plain weights only
+        "data.val_fraction=null",  # periodic evaluation on the test split (best_classifier.pt below)
     )
     res = json.loads((ft / "results.json").read_text())
     assert res["top1"] > 10.0, res["top1"]  # chance 10%
@@ -160,22 +162,28 @@ def _finetune_args(pretrained: Path, nwucla_npz: Path, out: Path, *extra: str) -
 
 
 def test_weight_average_and_held_out_clips(pretrained: Path, nwucla_npz: Path, tmp_path: Path) -> None:
-    """optim.ema_decay: the average is evaluated and saved, the raw score logged beside it;
+    """optim.ema_decay (legacy): the average is evaluated periodically, the raw score logged beside it;
     data.val_fraction: periodic evaluation and the best checkpoint use held-out training clips, and the
-    test split is scored once at the end."""
+    test split is scored at the end; classifier.pt holds the weights the held-out clips chose."""
     ft = tmp_path / "ft"
     _run(*_finetune_args(pretrained, nwucla_npz, ft, "optim.epochs=2", "optim.ema_decay=0.9",
-                         "data.val_fraction=0.2"))  # fmt: skip
+                         "optim.average_fraction=null", "data.val_fraction=0.2"))  # fmt: skip
     rows = _log(ft)
     assert all(r["val_top1"] and r["val_top1_raw"] and "test_top1" not in r for r in rows)
     res = json.loads((ft / "results.json").read_text())
-    assert res["best_on"] == "val" and res["val_top1"] == pytest.approx(float(rows[-1]["val_top1"]))
+    w = res["weights"]
+    column = "val_top1" if w["chosen"] == "averaged" else "val_top1_raw"
+    assert res["best_on"] == "val" and res["val_top1"] == pytest.approx(float(rows[-1][column]))
+    assert w["val_top1"]["averaged"] == pytest.approx(float(rows[-1]["val_top1"]))
+    assert w["val_top1"]["raw"] == pytest.approx(float(rows[-1]["val_top1_raw"]))
     assert res["num_samples"] == 464  # the final score is on the test split
     last = load_checkpoint(ft / "last.pt")
     saved = load_checkpoint(ft / "classifier.pt")["model"]
-    for key, value in saved.items():  # classifier.pt holds the average, not the last step's weights
-        assert torch.equal(value, last["ema"][f"module.{key}"]), key
-    assert any(not torch.equal(v, last["model"][k]) for k, v in saved.items() if v.is_floating_point())
+    for key, value in saved.items():  # classifier.pt holds the chosen weights
+        kept = last["ema"][f"module.{key}"] if w["chosen"] == "averaged" else last["model"][key]
+        assert torch.equal(value, kept), key
+    assert any(not torch.equal(v, last["ema"][f"module.{k}"]) for k, v in last["model"].items()
+               if v.is_floating_point())  # fmt: skip
     ev = tmp_path / "ev"
     _run("evaluate", "--config", "nwucla_finetune", *TINY, f"data.path={nwucla_npz}", f"run.out_dir={ev}",
          "--checkpoint", str(ft / "classifier.pt"))  # fmt: skip
@@ -209,7 +217,8 @@ def test_held_out_view_mimics_a_cross_view_test(nwucla_npz: Path) -> None:
     from masksem_core.train.cli import load_experiment
     from masksem_core.train.loaders import make_dataset
 
-    cfg = load_experiment("nwucla_finetune", [f"data.path={nwucla_npz}", "data.val_names=_v02$"])
+    by_name = ["data.val_fraction=null", "data.val_names=_v02$"]  # the recipe holds out a fraction
+    cfg = load_experiment("nwucla_finetune", [f"data.path={nwucla_npz}", *by_name])
     full = make_dataset(cfg, "train", train=True)
     fit, val = _hold_out(cfg, full)
     assert {full.names[i][-4:] for i in fit.indices} == {"_v01"}
@@ -223,7 +232,8 @@ def test_held_out_view_mimics_a_cross_view_test(nwucla_npz: Path) -> None:
 
 
 def test_resume_with_weight_average_is_exact(pretrained: Path, nwucla_npz: Path, tmp_path: Path) -> None:
-    args = ("optim.epochs=2", "optim.ema_decay=0.9", "run.deterministic=true", "run.save_every=1")
+    args = ("optim.epochs=2", "optim.average_epochs=1", "optim.average_fraction=null",
+            "run.deterministic=true", "run.save_every=1")  # fmt: skip
     _run(*_finetune_args(pretrained, nwucla_npz, tmp_path / "a", *args))
     _run(*_finetune_args(pretrained, nwucla_npz, tmp_path / "b", *args, "run.stop_after_epochs=1"))
     with (tmp_path / "b" / "log.csv").open("a") as f:  # a run killed in epoch 2 (0-based) had logged epoch 1

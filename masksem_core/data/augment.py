@@ -5,9 +5,10 @@ p ~ U[0.5, 1], crop length clip(floor(valid * p), floor, valid) at a random star
 linear interpolation (the same numbers as torch's bilinear `F.interpolate`, align_corners=False),
 random rotation. Test: centre crop p = 0.95, resize.
 
-The crop floor is the reference's 64 frames (meant for NTU's up-to-300-frame clips). On short clips
-(NW-UCLA median 31 frames) that floor equals the whole clip and disables crop augmentation, so
-`min_crop_fraction` offers a floor that scales with the clip: max(1, floor(valid * fraction)).
+The reference's crop floor is 64 frames (meant for NTU's up-to-300-frame clips). On short clips
+(NW-UCLA median 31 frames) that floor equals the whole clip and disables crop augmentation, so the
+default floor follows the data: 64 frames, but at most half the clip's valid length. `min_crop_frames`
+fixes it (the NTU/PKU recipes keep 64), `min_crop_fraction` scales it: max(1, floor(valid * fraction)).
 """
 
 from __future__ import annotations
@@ -39,13 +40,21 @@ def resize_frames(data: np.ndarray, num_frames: int) -> np.ndarray:
     return (d[:, i0] * (1.0 - w) + d[:, i1] * w).astype(np.float32)
 
 
-def crop_floor(valid: int, min_crop_frames: int = 64, min_crop_fraction: float | None = None) -> int:
-    """Shortest random crop: the fixed reference floor, or `max(1, floor(valid * fraction))` when set."""
+REFERENCE_CROP_FLOOR = 64  # frames: the reference recipes' floor, sized for NTU's ~100-300-frame clips
+DATA_CROP_FRACTION = 0.5  # of a clip's valid length: the default floor of clips too short for 64
+
+
+def crop_floor(valid: int, min_crop_frames: int | None = None, min_crop_fraction: float | None = None) -> int:
+    """Shortest random crop: `max(1, floor(valid * fraction))` when a fraction is set, else the fixed
+    `min_crop_frames` when set, else one that follows the data: the reference 64 frames, but never more
+    than half the clip's valid length (so cropping stays on for short clips: custom data, NW-UCLA)."""
     if min_crop_fraction is not None:
         if not 0.0 < min_crop_fraction <= 1.0:
             raise ValueError(f"min_crop_fraction must be in (0, 1], got {min_crop_fraction}")
         return max(1, math.floor(valid * min_crop_fraction))
-    return min_crop_frames
+    if min_crop_frames is not None:
+        return min_crop_frames
+    return max(1, min(REFERENCE_CROP_FLOOR, math.floor(valid * DATA_CROP_FRACTION)))
 
 
 def crop_and_resize(
@@ -54,7 +63,7 @@ def crop_and_resize(
     num_frames: int,
     p_range: tuple[float, float] | None = (0.5, 1.0),
     centre_p: float = 0.95,
-    min_crop_frames: int = 64,
+    min_crop_frames: int | None = None,
     min_crop_fraction: float | None = None,
     rng: np.random.Generator | None = None,
 ) -> np.ndarray:

@@ -56,8 +56,9 @@ class SkeletonClips(Dataset):
     """Clips `(C, T, V, M)` float32 tensors and integer labels from a prepared npz.
 
     train=True: random crop (ratio in `p_range`, floor `min_crop_frames` or `min_crop_fraction` of the
-    valid length) and, when `rotate`, a random rotation; train=False: centre crop 0.95. Both resize to
-    `num_frames`. `stream` picks joints, bones (layout tree) or velocities (computed after the resize).
+    valid length; by default one that follows the data, see `augment.crop_floor`) and, when `rotate`, a
+    random rotation; train=False: centre crop 0.95. Both resize to `num_frames`. `stream` picks joints,
+    bones (layout tree) or velocities (computed after the resize).
     `label_fraction` keeps a seeded class-balanced subset (semi-supervised runs).
     """
 
@@ -68,7 +69,7 @@ class SkeletonClips(Dataset):
         num_frames: int = 120,
         train: bool = True,
         rotate: bool | None = None,
-        min_crop_frames: int = 64,
+        min_crop_frames: int | None = None,
         min_crop_fraction: float | None = None,
         label_fraction: float | None = None,
         label_seed: int = 0,

@@ -66,7 +66,16 @@ def render(summary: dict[str, Any], report_dir: Path) -> str:
     """The page as a string (figures read from `report_dir`)."""
     s = summary
     variants = _table(
-        ["variant", "masking", "probe top-1", "probe top-5", "kNN top-1", "final loss", "pre-train s"],
+        [
+            "variant",
+            "masking",
+            "probe top-1",
+            "probe top-5",
+            "kNN top-1",
+            "random-init encoder, same probe",
+            "final loss",
+            "pre-train s",
+        ],
         [
             [
                 name + (" (bundle)" if name == s["best"] else ""),
@@ -74,17 +83,19 @@ def render(summary: dict[str, Any], report_dir: Path) -> str:
                 _num(v["probe_top1"], "{:.1f}%"),
                 _num(v["probe_top5"], "{:.1f}%"),
                 _num(v["knn_top1"], "{:.1f}%"),
+                _num(v.get("random_init_probe_top1"), "{:.1f}%"),
                 _num(v["final_loss"]),
                 _num(v["pretrain_wall_s"], "{:.0f}"),
             ]
             for name, v in s["variants"].items()
         ],
     )
-    r = s["replay"]
+    r, floors = s["replay"], s.get("baselines") or {}
     seg, lat, delay = r["segments"], r["latency_ms"], r["detection_delay_s"]
     replay = _table(
         [
             "frame accuracy",
+            "background-only frame accuracy",
             f"segment P / R / F1 @IoU {seg['iou']}",
             "detection delay p50",
             "latency p50 / p99",
@@ -94,6 +105,7 @@ def render(summary: dict[str, Any], report_dir: Path) -> str:
         [
             [
                 _num(r["frame_accuracy"]),
+                _num(floors.get("background_frame_accuracy")),
                 f"{_num(seg['precision'])} / {_num(seg['recall'])} / {_num(seg['f1'])} "
                 f"(tp {seg['tp']}, fp {seg['fp']}, fn {seg['fn']})",
                 f"{_num(delay['p50'], '{:.2f} s')} (missed {delay['missed']} of {delay['actions']})",
@@ -128,8 +140,10 @@ def render(summary: dict[str, Any], report_dir: Path) -> str:
     )
     best = s["variants"][s["best"]]
     headline = (
-        f"{s['best']} linear probe top-1 {best['probe_top1']:.1f}% (chance {s['chance_top1']:.1f}%); "
-        f"replay frame accuracy {r['frame_accuracy']:.3f}, segment F1 {seg['f1']:.3f}"
+        f"{s['best']} linear probe top-1 {best['probe_top1']:.1f}% (random-init encoder, same probe: "
+        f"{_num(floors.get('random_init_probe_top1'), '{:.1f}%')}; chance {s['chance_top1']:.1f}%); "
+        f"replay frame accuracy {r['frame_accuracy']:.3f} (background-only "
+        f"{_num(floors.get('background_frame_accuracy'))}), segment F1 {seg['f1']:.3f}"
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>MaskSem demo report</title>

@@ -244,6 +244,7 @@ def summarise(
             "probe_top1": probes[v]["top1"],
             "probe_top5": probes[v]["top5"],
             "knn_top1": probes[v].get("knn_top1"),
+            "random_init_probe_top1": (probes[v].get("baselines") or {}).get("random_init_top1"),
             "final_loss": pretrains[v]["final_loss"],
             "pretrain_wall_s": pretrains[v]["wall_time_s"],
             "sources": {
@@ -257,6 +258,7 @@ def summarise(
         "settings": {**asdict(settings), "out": str(settings.out), "budget": asdict(settings.budget)},
         "data": data,
         "chance_top1": 100.0 / len(data["classes"]),
+        "baselines": demo_baselines(data, probes[best], replay),
         "variants": variants,
         "best": best,
         "replay": {
@@ -274,22 +276,54 @@ def summarise(
     }
 
 
+def demo_baselines(data: dict[str, Any], probe: dict[str, Any], replay: dict[str, Any]) -> dict[str, Any]:
+    """The floors of the headline numbers: the same probe on a random-init encoder of the same
+    architecture (computed alongside by linprobe), chance, and the recording's background-only frame
+    accuracy (answering "nothing happening" on every frame): replay's own baseline when its report has
+    one, else the share of background frames in its per-class frame counts (the same number); replay's
+    oracle_* upper bounds are carried along where it has them."""
+    from masksem_core.replay.metrics import is_background
+
+    floor, replayed = probe.get("baselines") or {}, replay.get("baselines") or {}
+    background = replayed.get("background_frame_accuracy")
+    source = "replay report.json baselines"
+    if background is None:
+        per_class = replay["metrics"].get("per_class_frame_accuracy") or {}
+        frames = sum(v["frames"] for v in per_class.values())
+        bg = sum(v["frames"] for k, v in per_class.items() if is_background([k])[0])
+        background = bg / frames if frames else None
+        source = "background share of replay report.json per_class_frame_accuracy"
+    return {
+        "random_init_probe_top1": floor.get("random_init_top1"),
+        "random_init_knn_top1": floor.get("random_init_knn_top1"),
+        "chance_top1": 100.0 / len(data["classes"]),
+        "background_frame_accuracy": background,
+        "background_source": source,
+        **{k: v for k, v in replayed.items() if k.startswith("oracle_")},  # the upper bound, where one exists
+    }
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """The table printed at the end; its last line is the headline."""
-    rows = [("variant", "masking", "probe top-1", "kNN top-1", "final loss")]
+    rows = [("variant", "masking", "probe top-1", "kNN top-1", "random-init probe", "final loss")]
     for name, v in summary["variants"].items():
         knn = "-" if v["knn_top1"] is None else f"{v['knn_top1']:.1f}%"
+        floor = _pct(v.get("random_init_probe_top1"))
         mark = " *" if name == summary["best"] else ""
-        rows.append((name + mark, v["strategy"], f"{v['probe_top1']:.1f}%", knn, f"{v['final_loss']:.3f}"))
+        rows.append(
+            (name + mark, v["strategy"], f"{v['probe_top1']:.1f}%", knn, floor, f"{v['final_loss']:.3f}")
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     r, lat = summary["replay"], summary["replay"]["latency_ms"]
-    seg = r["segments"]
+    seg, b = r["segments"], summary["baselines"]
+    background = "-" if b["background_frame_accuracy"] is None else f"{b['background_frame_accuracy']:.3f}"
     lines += [
         f"chance: {summary['chance_top1']:.1f}% ({len(summary['data']['classes'])} classes, "
         f"{summary['data']['test_clips']} test clips of unseen performers)",
         f"replay of {summary['data']['recording_s']:.0f} s recording (bundle: {summary['best']}): "
-        f"frame accuracy {r['frame_accuracy']:.3f}, segment F1@{seg['iou']:.2f} {seg['f1']:.3f} "
+        f"frame accuracy {r['frame_accuracy']:.3f} (background-only {background}), "
+        f"segment F1@{seg['iou']:.2f} {seg['f1']:.3f} "
         f"(tp {seg['tp']}, fp {seg['fp']}, fn {seg['fn']}), "
         f"latency p50 {_ms(lat['p50'])} / p99 {_ms(lat['p99'])}",
     ]
@@ -301,10 +335,16 @@ def format_summary(summary: dict[str, Any]) -> str:
     best = summary["variants"][summary["best"]]
     lines.append(
         f"MaskSem demo: {summary['best']} probe top-1 {best['probe_top1']:.1f}% "
-        f"(chance {summary['chance_top1']:.1f}%), replay frame accuracy {r['frame_accuracy']:.3f}, "
-        f"segment F1 {seg['f1']:.3f}, latency p50/p99 {_ms(lat['p50'])}/{_ms(lat['p99'])}"
+        f"(random-init encoder, same probe: {_pct(b['random_init_probe_top1'])}; "
+        f"chance {summary['chance_top1']:.1f}%), replay frame accuracy {r['frame_accuracy']:.3f} "
+        f"(background-only {background}), segment F1 {seg['f1']:.3f}, "
+        f"latency p50/p99 {_ms(lat['p50'])}/{_ms(lat['p99'])}"
     )
     return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
 
 
 def _ms(value: float | None) -> str:

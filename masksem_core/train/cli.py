@@ -24,7 +24,7 @@ from masksem_core.fileio import check_writable
 from masksem_core.runtime.bundle import BundleError
 from masksem_core.threads import apply_threads
 from masksem_core.train.checkpoint import CheckpointError
-from masksem_core.train.config import ExperimentConfig
+from masksem_core.train.config import ExperimentConfig, clear_alternatives
 from masksem_core.train.results import close_text_logs, run_log
 
 SHIPPED = resources.files("masksem_core") / "configs"
@@ -55,12 +55,12 @@ def load_raw(name: str, relative_to: Path | None = None, depth: int = 0) -> dict
         return data
     if not isinstance(base, str):
         raise ConfigError(f"{path}: base must be a config name, got {base!r}")
-    return deep_merge(load_raw(base, path.parent, depth + 1), data)
+    return deep_merge(clear_alternatives(load_raw(base, path.parent, depth + 1), data), data)
 
 
 def load_experiment(config: str | None, overrides: list[str]) -> ExperimentConfig:
     data = load_raw(config) if config else {}
-    data = apply_overrides(data, overrides)
+    data = apply_overrides(clear_alternatives(data, apply_overrides({}, overrides)), overrides)
     try:
         data = fill_from_sidecar(data)  # joints, layout, persons, clip length from the prepared data
         return from_dict(ExperimentConfig, data)
@@ -123,9 +123,12 @@ def run(args: argparse.Namespace) -> int:
     if threads is not None:  # --threads wins over run.threads (and is recorded in config.yaml)
         overrides.append(f"run.threads={threads}")
     try:
-        cfg = load_experiment(args.config, overrides)
+        cfg = _resolve(args, overrides)
     except ConfigError as exc:
         print(f"masksem {args.command}: config error: {exc}", file=sys.stderr)
+        return 2
+    except CheckpointError as exc:
+        print(f"masksem {args.command}: error: {exc}", file=sys.stderr)
         return 2
     try:
         check_writable(cfg.run.out_dir, "run.out_dir")
@@ -154,6 +157,17 @@ def _say(text: str, level: int) -> None:
     """An error or interruption line: on stderr and in the run's train.log (when one is open)."""
     run_log(text, level)
     print(text, file=sys.stderr, flush=True)
+
+
+def _resolve(args: argparse.Namespace, overrides: list[str]) -> ExperimentConfig:
+    """Explicit settings over the checkpoint's (evaluate --checkpoint, --pretrained): train/resolve.py."""
+    from masksem_core.train.resolve import resolve_experiment
+
+    given = load_raw(args.config) if args.config else {}
+    try:
+        return resolve_experiment(args.command, given, overrides, getattr(args, "checkpoint", None))
+    except ConfigError as exc:
+        raise ConfigError(f"{args.config}: {exc}" if args.config else str(exc)) from None
 
 
 def _dispatch(args: argparse.Namespace, cfg: ExperimentConfig) -> int:

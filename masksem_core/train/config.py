@@ -20,7 +20,9 @@ class DataConfig:
     test_split: str = "test"
     rotate: bool = True
     rotate_theta: float = 0.3  # training rotation: each Euler angle ~ U(-theta, theta), radians
-    min_crop_frames: int = 64
+    # Random-crop floor: unset (default) follows the data (64 frames, at most half a clip's valid length);
+    # min_crop_frames fixes it (the NTU/PKU reference recipes set 64), min_crop_fraction makes it a share.
+    min_crop_frames: int | None = None
     min_crop_fraction: float | None = None
     stream: Literal["joint", "bone", "velocity"] = "joint"
     label_fraction: float | None = None
@@ -66,8 +68,15 @@ class OptimConfig:
     layer_decay: float = 1.0
     label_smoothing: float = 0.0
     grad_clip: float | None = None
-    # Supervised runs: evaluate and save an exponential moving average of the weights, updated every step
-    # (decay per step; 0.998 averages over ~500 steps). Smooths the epoch-to-epoch swings of small data sets.
+    # Supervised runs: a moving average of the weights, with its horizon in epochs (average_epochs) or as a
+    # fraction of the run (average_fraction), so it means the same on 300 clips and on 40k: decay per step
+    # 1 - 1/horizon_steps, warmed up as a plain running mean over the first horizon_steps (no bias towards
+    # the starting weights). The raw and the averaged weights are both scored at the end and the one kept
+    # is chosen on validation data (data.val_fraction / data.val_names), never on the test split.
+    average_epochs: float | None = None
+    average_fraction: float | None = None
+    # Legacy (recipes before issue 18): a fixed decay per step, no warm-up; 0.998 averages over ~500 steps,
+    # which on a few hundred clips is most of the run. Raw vs averaged is chosen as above.
     ema_decay: float | None = None
 
     def validate(self) -> None:
@@ -77,6 +86,15 @@ class OptimConfig:
             raise ConfigError("optim.lr must be > 0 and optim.min_lr >= 0")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"optim.ema_decay must be in (0, 1), got {self.ema_decay}")
+        if self.average_epochs is not None and self.average_epochs <= 0:
+            raise ConfigError(f"optim.average_epochs must be > 0, got {self.average_epochs}")
+        if self.average_fraction is not None and not 0.0 < self.average_fraction <= 1.0:
+            raise ConfigError(f"optim.average_fraction must be in (0, 1], got {self.average_fraction}")
+        kinds = ("average_epochs", "average_fraction", "ema_decay")
+        averages = [k for k in kinds if getattr(self, k) is not None]
+        if len(averages) > 1:
+            a, b = averages[:2]
+            raise ConfigError(f"optim.{a} and optim.{b} both set the weight average: set one of them")
 
 
 @dataclass
@@ -93,12 +111,19 @@ class ProbeConfig:
     # class-balanced); the best one is then trained on all of them. Empty grid: optim.lr as given.
     lr_grid: list[float] = field(default_factory=list)
     val_fraction: float = 0.2
+    # When the best lr is the grid's largest or smallest, extend the grid on that side (by the grid's
+    # own end step, at most x3) until the best is interior, at most this many times.
+    lr_widen: int = 4
+    # Probe a random-init encoder of the same architecture the same way, beside the result (the floor).
+    random_init_baseline: bool = True
 
     def validate(self) -> None:
         if any(lr <= 0 for lr in self.lr_grid):
             raise ConfigError(f"probe.lr_grid must hold learning rates > 0, got {self.lr_grid}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"probe.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.lr_widen < 0:
+            raise ConfigError(f"probe.lr_widen must be >= 0, got {self.lr_widen}")
 
 
 @dataclass
@@ -128,6 +153,29 @@ class RunConfig:
         None  # leave early (checkpoint kept): for time-limited jobs; --resume goes on
     )
     progress: bool = True
+    # Where from-scratch runs record their top-1 as the floor of later runs of the same protocol
+    # (train/baselines.py); default: `baselines/` beside run.out_dir.
+    baselines_dir: str | None = None
+
+
+# Settings of which a run takes one. A later layer (a child YAML over its `base:`, a key=value override
+# over the YAML) that sets one of them to a value clears the others it inherits, so
+# `--config nwucla_finetune data.val_names=_v02$` holds out view 2 instead of the recipe's fraction;
+# both set in one layer stay an error (validate).
+ALTERNATIVES = {
+    "optim": ("average_epochs", "average_fraction", "ema_decay"),
+    "data": ("val_fraction", "val_names"),
+}
+
+
+def clear_alternatives(lower: dict, upper: dict) -> dict:
+    """`lower` (a raw config mapping) without the alternatives of what `upper` sets (not to null)."""
+    out = dict(lower)
+    for section, names in ALTERNATIVES.items():
+        chosen = {n for n in names if (upper.get(section) or {}).get(n) is not None}
+        if chosen and isinstance(out.get(section), dict):
+            out[section] = {k: v for k, v in out[section].items() if k not in set(names) - chosen}
+    return out
 
     def validate(self) -> None:
         for name in ("threads", "keep_every", "keep_last", "save_every"):
