@@ -38,6 +38,7 @@ def evaluate_bundle(
     cfg: ExperimentConfig, bundle_path: str | Path, backend: str = "torch", precision: str = "fp32"
 ) -> dict[str, Any]:
     """Top-1/top-5/per-class/confusion of a bundle on cfg.data.path's test split, written to run.out_dir."""
+    from masksem_core.train.baselines import chance_top1
     from masksem_core.train.classify import finish
 
     bundle = load_bundle(bundle_path)
@@ -74,6 +75,7 @@ def evaluate_bundle(
             truth.append(y)
     logits = torch.cat(outs).numpy() if outs else np.zeros((0, len(labels)), dtype=np.float32)
     metrics = classification_metrics(logits, torch.cat(truth).numpy(), len(labels))
+    metrics["baselines"] = {"chance_top1": chance_top1(len(labels))}  # the floor beside the number
     finish(
         env,
         "evaluate",
