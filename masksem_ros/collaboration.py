@@ -1,8 +1,9 @@
 """Recognised actions -> robot behaviour, through a YAML table: a small state machine with hysteresis.
 
 Pure logic, clock passed in, so it is tested without ROS and behaves the same under sim time. The
-robot is in the table's *safe* behaviour until the first fresh input and again whenever input goes
-stale (the recogniser stopped, or its messages are too old): a person may be there unseen.
+robot is in the table's *safe* behaviour until the first recognitions of real people, at once when the
+recogniser reports an error, and whenever valid input goes stale (the recogniser stopped, its messages
+are too old, or its input is invalid): a person may be there unseen.
 """
 
 from __future__ import annotations
@@ -111,12 +112,23 @@ def _behaviour(d: Any, name: str, where: str) -> Behaviour:
 
 @dataclass
 class CollaborationStateMachine:
-    """Feed it recognitions (`on_actions`) and clock ticks (`tick`); read `state` and `reason`."""
+    """Feed it recogniser updates (`on_actions`) and clock ticks (`tick`); read `state` and `reason`.
+
+    Fail-safe rules. The safe behaviour holds before the first recognition; at once when an update
+    says the recogniser is in error (or does not say it is healthy); and whenever no valid, fresh
+    update came for `stale_after_s` (the recogniser stopped, its stamps are too old, or its input is
+    invalid). Leaving it needs recognitions of real people: `enter_count` confirmations for a rule,
+    `exit_count` for the default. Valid updates without recognitions (heartbeats between windows, or
+    nobody in view) keep the input fresh but confirm nothing, so the default behaviour is never
+    reached on heartbeats alone.
+    """
 
     table: CollaborationTable
     state: Behaviour = field(init=False)
     reason: str = field(init=False, default="no input yet")
-    last_input: float | None = field(init=False, default=None)
+    last_input: float | None = field(init=False, default=None)  # arrival of the last valid fresh update
+    _fault: str = field(init=False, default="")  # why the last update was not valid input
+    _latest: dict[str, tuple[float, Any]] = field(init=False, default_factory=dict)  # person -> recent
     _candidate: Behaviour | None = field(init=False, default=None)
     _candidate_count: int = field(init=False, default=0)
 
@@ -137,14 +149,35 @@ class CollaborationStateMachine:
                 best = (rule, f"{a.label} ({float(a.score):.2f}) by person {getattr(a, 'person_id', '?')}")
         return best or (self.table.default, "no mapped action")
 
-    def on_actions(self, now: float, stamp: float, actions: Iterable[Any]) -> Behaviour:
-        """One recogniser update (possibly empty), stamped with its newest input, received at `now`."""
+    def on_actions(
+        self, now: float, stamp: float, actions: Iterable[Any], status: str = "ok", detail: str = ""
+    ) -> Behaviour:
+        """One recogniser update, stamped with its newest input, received at `now`.
+
+        `status` is the recogniser's health at that update: "ok" (valid input processed),
+        "invalid_input" (not fresh input: the safe behaviour follows once nothing valid came for
+        `stale_after_s`), anything else ("error", "unknown"): the safe behaviour at once.
+        """
+        if status not in ("ok", "invalid_input"):
+            self._fault = f"recogniser {status}" + (f": {detail}" if detail else "")
+            self.last_input = None  # only new recognitions bring the robot out of safe
+            return self._go_safe(self._fault)
         age = now - stamp
+        if status != "ok":
+            self._fault = "invalid input" + (f": {detail}" if detail else "")
+            return self.tick(now)
         if not math.isfinite(age) or abs(age) > self.table.stale_after_s:
             # too old, NaN, or from further in the future than clock skew explains: not fresh input
+            self._fault = "recognitions too old or from the future"
             return self.tick(now)
-        self.last_input = now
-        proposed, why = self.propose(actions)
+        self.last_input, self._fault = now, ""
+        actions = list(actions)
+        if not actions:  # a heartbeat: fresh, but no evidence about anyone
+            return self.state
+        for a in actions:
+            self._latest[str(getattr(a, "person_id", "?"))] = (now, a)
+        self._latest = {p: v for p, v in self._latest.items() if now - v[0] <= self.table.stale_after_s}
+        proposed, why = self.propose(a for _, a in self._latest.values())
         if proposed == self.state:
             self._candidate, self._candidate_count = None, 0
             return self.state
@@ -162,9 +195,16 @@ class CollaborationStateMachine:
         return self.state
 
     def tick(self, now: float) -> Behaviour:
-        """Clock tick: falls to the safe behaviour at once when no fresh input came for stale_after_s."""
-        if self.last_input is None or now - self.last_input > self.table.stale_after_s:
-            self.reason = "no input yet" if self.last_input is None else "stale: no fresh recognitions"
-            self.state = self.table.safe
-            self._candidate, self._candidate_count = None, 0
+        """Clock tick: the safe behaviour at once when no valid fresh input came for stale_after_s."""
+        if self.last_input is None:
+            return self._go_safe(self._fault or "no input yet")
+        if now - self.last_input > self.table.stale_after_s:
+            why = f" (last update: {self._fault})" if self._fault else ""
+            return self._go_safe(f"stale: no fresh valid recognitions{why}")
+        return self.state
+
+    def _go_safe(self, reason: str) -> Behaviour:
+        self.state, self.reason = self.table.safe, reason
+        self._candidate, self._candidate_count = None, 0
+        self._latest.clear()
         return self.state

@@ -7,7 +7,8 @@ Kept free of ROS so the thresholds are tested here; the nodes copy a `StatusRepo
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,38 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+class DropWindow:
+    """Received and dropped input frames (with drop reasons) over the last `window_s` seconds, so a
+    burst of bad input after hours of good input still shows in the drop rate."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self._events: deque[tuple[float, int, int, dict[str, int]]] = deque()
+
+    def add(self, now: float, received: int, dropped: int, reasons: Mapping[str, int] | None = None) -> None:
+        self._events.append((now, int(received), int(dropped), dict(reasons or {})))
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._events and now - self._events[0][0] > self.window_s:
+            self._events.popleft()
+
+    def totals(self, now: float) -> tuple[int, int, dict[str, int]]:
+        """(received, dropped, {reason: count}) within the window ending at `now`."""
+        self._trim(now)
+        reasons: Counter[str] = Counter()
+        for _, _, _, r in self._events:
+            reasons.update(r)
+        received = sum(e[1] for e in self._events)
+        dropped = sum(e[2] for e in self._events)
+        return received, dropped, {k: v for k, v in sorted(reasons.items()) if v}
+
+
+def format_reasons(reasons: Mapping[str, int]) -> str:
+    """{reason: count} -> 'non_finite 30, bad_shape 2' (most frequent first)."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])) if v)
+
+
 def recognizer_status(
     *,
     error: str | None,
@@ -84,18 +117,27 @@ def recognizer_status(
     latency_p50_ms: float,
     latency_p99_ms: float,
     stale_after_s: float = 2.0,
+    window_s: float = 5.0,
+    reasons: Mapping[str, int] | None = None,
     extra: dict[str, Any] | None = None,
     warning: str | None = None,
 ) -> StatusReport:
-    """ERROR when the model cannot run, STALE when no input for `stale_after_s`, WARN when more than
-    10% of the input is dropped or `warning` is set (e.g. a CPU fallback), else OK; every figure goes
+    """The documented levels, first match wins:
+    ERROR when the model cannot run; STALE when no input message at all arrived for `stale_after_s`;
+    WARN when every input frame of the last `window_s` was dropped (malformed-only input, with the
+    reasons), when more than 10% of them were dropped, or when `warning` is set (e.g. a CPU
+    fallback); else OK. `received`/`dropped` count person-frames within the window; every figure goes
     into the values."""
+    why = format_reasons(reasons or {})
     values = {
         "device": device,
         "input_rate_hz": _fmt(input_rate_hz),
         "input_age_s": "never" if input_age_s is None else _fmt(input_age_s),
-        "received_frames": str(received),
-        "dropped_frames": str(dropped),
+        "window_s": _fmt(float(window_s)),
+        "window_received_frames": str(received),
+        "window_dropped_frames": str(dropped),
+        "window_drop_rate": _fmt(dropped / received if received else 0.0),
+        "window_dropped_by_reason": why or "none",
         "inference_latency_p50_ms": _fmt(latency_p50_ms),
         "inference_latency_p99_ms": _fmt(latency_p99_ms),
     }
@@ -104,8 +146,12 @@ def recognizer_status(
         return StatusReport(ERROR, error, values)
     if input_age_s is None or input_age_s > stale_after_s:
         return StatusReport(STALE, "no skeleton input", values)
+    span = f"in the last {window_s:g} s"
+    if received and dropped == received:
+        message = f"no valid skeleton input: all {received} frames {span} dropped ({why})"
+        return StatusReport(WARN, message, values)
     if received and dropped / received > 0.1:
-        return StatusReport(WARN, f"dropping {dropped} of {received} frames", values)
+        return StatusReport(WARN, f"dropping {dropped} of {received} frames {span} ({why})", values)
     if warning:
         return StatusReport(WARN, warning, values)
     return StatusReport(OK, f"running on {device}", values)

@@ -1,8 +1,9 @@
 """ROS 2 recogniser node: skeleton arrays or PointCloud2 in, RecognizedActionArray and diagnostics out.
 
 A thin rclpy adapter over `masksem_ros.recognition.RecognitionPipeline` (parameters, QoS, timers).
-Best-effort sensor QoS in, reliable out. With a missing or broken bundle it stays up and publishes an
-ERROR diagnostic (and logs why) instead of crash-looping under a launch file's respawn.
+Best-effort sensor QoS in, reliable out. Every update carries the recogniser's status (OK, INVALID_INPUT,
+ERROR): with a missing or broken bundle the node stays up, publishes an ERROR diagnostic and updates
+with STATUS_ERROR (and logs why) instead of crash-looping under a launch file's respawn.
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from masksem_core.rosmsg.messages import actions_to_array_msg, skeleton_array_to_numpy
+from masksem_core.rosmsg.messages import (
+    STATUS_ERROR,
+    STATUS_NAMES,
+    STATUS_OK,
+    actions_to_array_msg,
+    skeleton_array_to_numpy,
+    stamp_to_sec,
+)
 from masksem_core.rosmsg.pointcloud import pointcloud_to_numpy
 from masksem_ros.recognition import RecognitionPipeline, make_settings
 
@@ -33,6 +41,7 @@ PARAMETERS: dict[str, Any] = {
     "score_threshold": 0.5,  # below: not published
     "smoothing": "ema",  # none, ema, majority
     "smoothing_alpha": 0.5,
+    "smoothing_window": 5,  # windows in a majority vote
     "top_k": 5,
     "max_persons": 8,
     "track_timeout_s": 2.0,  # forget a person not seen for this long
@@ -40,14 +49,20 @@ PARAMETERS: dict[str, Any] = {
     "input_type": "skeletons",  # skeletons (Skeleton3DArray) or pointcloud (sensor_msgs/PointCloud2)
     "input_layout": "",  # joint layout of PointCloud2 input ("" = infer from points per person)
     "output_topic": "/masksem/actions",
-    "publish_empty": True,  # publish empty arrays too: a heartbeat the collaboration node relies on
+    "publish_empty": True,  # also publish updates without actions: the heartbeat (with its status)
     "diagnostics_period_s": 1.0,
-    "stale_after_s": 2.0,  # no input for this long -> STALE diagnostic
+    "stale_after_s": 2.0,  # no input message at all for this long -> STALE diagnostic
+    "drop_window_s": 5.0,  # drop rates and malformed-only input are judged over this sliding window
 }
 SETTING_NAMES = (
     "device", "precision", "backend", "num_threads", "stride_frames", "score_threshold", "smoothing",
-    "smoothing_alpha", "top_k", "max_persons", "track_timeout_s", "lag_frames", "segments",
-    "min_segment_frames", "merge_gap_frames",
+    "smoothing_alpha", "smoothing_window", "top_k", "max_persons", "track_timeout_s", "lag_frames",
+    "segments", "min_segment_frames", "merge_gap_frames",
+)  # fmt: skip
+# Need a restart (a new model, new subscriptions or timers): refused by `ros2 param set`.
+READ_ONLY = (
+    "bundle", "device", "precision", "backend", "num_threads", "input_topic", "input_type", "input_layout",
+    "output_topic", "diagnostics_period_s",
 )  # fmt: skip
 
 
@@ -58,9 +73,15 @@ class RecognizerNode(Node):  # type: ignore[misc]
         from sensor_msgs.msg import PointCloud2
 
         from masksem_ros.msg import RecognizedActionArray, Skeleton3DArray
-        from masksem_ros.ros_kit import declare_parameters, rclpy_kit, reliable_qos, sensor_qos
+        from masksem_ros.ros_kit import (
+            declare_parameters,
+            on_parameter_change,
+            rclpy_kit,
+            reliable_qos,
+            sensor_qos,
+        )
 
-        p = self.p = declare_parameters(self, PARAMETERS)
+        p = self.p = declare_parameters(self, PARAMETERS, READ_ONLY)
         self.kit = rclpy_kit()
         settings_error = None
         try:
@@ -72,11 +93,13 @@ class RecognizerNode(Node):  # type: ignore[misc]
             )
         self.pipeline = RecognitionPipeline(
             p["bundle"] if settings is not None else "", settings, device=p["device"],
-            stale_after_s=float(p["stale_after_s"]),
+            stale_after_s=float(p["stale_after_s"]), drop_window_s=float(p["drop_window_s"]),
         )  # fmt: skip
         self.pipeline.error = settings_error or self.pipeline.error
         if self.pipeline.error:
-            self.get_logger().error(f"{self.pipeline.error}; publishing ERROR diagnostics, no actions")
+            self.get_logger().error(
+                f"{self.pipeline.error}; publishing ERROR diagnostics and STATUS_ERROR updates, no actions"
+            )
         else:
             self.get_logger().info(
                 f"bundle {p['bundle']} loaded: labels {self.pipeline.labels} on {p['device']}"
@@ -89,6 +112,23 @@ class RecognizerNode(Node):  # type: ignore[misc]
         self.pub = self.create_publisher(RecognizedActionArray, p["output_topic"], reliable_qos())
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", reliable_qos())
         self.timer = self.create_timer(float(p["diagnostics_period_s"]), self.on_timer)
+        on_parameter_change(self, PARAMETERS, self.apply_parameters)
+
+    def apply_parameters(self, changes: dict[str, Any]) -> None:
+        """`ros2 param set` at runtime: recogniser settings (validated by the recogniser, all or none),
+        staleness and drop window; ValueError with the reason otherwise."""
+        settings = {k: v for k, v in changes.items() if k in SETTING_NAMES}
+        if "stale_after_s" in changes and not changes["stale_after_s"] > 0:
+            raise ValueError(f"stale_after_s must be > 0, got {changes['stale_after_s']}")
+        if "drop_window_s" in changes and not changes["drop_window_s"] > 0:
+            raise ValueError(f"drop_window_s must be > 0, got {changes['drop_window_s']}")
+        if settings:
+            self.pipeline.update_settings(**settings)
+        if "stale_after_s" in changes:
+            self.pipeline.stale_after_s = changes["stale_after_s"]
+        if "drop_window_s" in changes:
+            self.pipeline.drops.window_s = changes["drop_window_s"]
+        self.p.update(changes)
 
     def on_input(self, msg: Any) -> None:
         from masksem_ros.ros_kit import now_s
@@ -98,23 +138,47 @@ class RecognizerNode(Node):  # type: ignore[misc]
                 stamp, persons, layout = pointcloud_to_numpy(msg, self.p["input_layout"] or None)
             else:
                 stamp, persons, layout = skeleton_array_to_numpy(msg)
-        except (ValueError, KeyError) as exc:
-            self.pipeline.on_bad_message(str(exc))
+        except (ValueError, KeyError, TypeError) as exc:
+            self.pipeline.on_bad_message(now_s(self), str(exc))
             self.get_logger().warning(f"dropped input message: {exc}", throttle_duration_sec=5.0)
+            self.publish([], self.stamp_of(msg), msg.header.frame_id)
             return
         results = self.pipeline.on_frame(now_s(self), stamp, persons, layout)
-        if results or self.p["publish_empty"]:
-            newest = max((float(r.stamp) for r in results), default=stamp)
-            self.pub.publish(actions_to_array_msg(self.kit, results, newest, msg.header.frame_id))
+        newest = max((float(r.stamp) for r in results), default=stamp)
+        self.publish(results, newest, msg.header.frame_id)
+
+    @staticmethod
+    def stamp_of(msg: Any) -> float:
+        try:
+            return stamp_to_sec(msg.header.stamp)
+        except (ValueError, TypeError, AttributeError):
+            return 0.0
+
+    def publish(self, results: list[Any], stamp: float, frame_id: str) -> None:
+        """One update with the recogniser's status; heartbeats only when `publish_empty`, but an update
+        that is not OK is always published (the collaboration node must hear that it cannot see)."""
+        status, message = self.pipeline.frame_status
+        if not (results or self.p["publish_empty"] or status != STATUS_OK):
+            return
+        if status != STATUS_OK:
+            self.get_logger().warning(
+                f"update status {STATUS_NAMES.get(status, status)}: {message}", throttle_duration_sec=5.0
+            )
+        self.pub.publish(actions_to_array_msg(self.kit, results, stamp, frame_id, status, message))
 
     def on_timer(self) -> None:
         from masksem_ros.ros_kit import diagnostic_array, now_s
 
+        now = now_s(self)
         self.pipeline.expire()
-        report = self.pipeline.status(now_s(self))
+        report = self.pipeline.status(now)
         self.diag_pub.publish(
             diagnostic_array(self, f"{self.get_name()}: recognizer", self.p["device"], report)
         )
+        if self.pipeline.error:  # say so even while no input arrives
+            self.pub.publish(
+                actions_to_array_msg(self.kit, [], now, "", STATUS_ERROR, str(self.pipeline.error))
+            )
 
 
 def main(args: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ Imported only by the node modules (it needs a ROS 2 installation); all logic liv
 from __future__ import annotations
 
 import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from masksem_core.rosmsg.messages import MsgKit, float_array_rclpy
@@ -56,27 +56,78 @@ def reliable_qos(depth: int = 10, latched: bool = False) -> Any:
     )
 
 
-def declare_parameters(node: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+def coerce_parameter(name: str, value: Any, default: Any) -> Any:
+    """A parameter value converted to its default's type, or ValueError naming the parameter and value
+    (a YAML `1` for a float parameter is fine; `0.5` for an integer one is not)."""
+    kind = type(default).__name__
+    bad = ValueError(f"parameter {name}={value!r} is not a valid {kind}")
+    if value is None:
+        raise bad
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        words = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False}
+        if isinstance(value, str) and value.strip().lower() in words:
+            return words[value.strip().lower()]
+        raise bad
+    if isinstance(value, bool) and isinstance(default, (int, float)):
+        raise bad
+    try:
+        if isinstance(default, int):
+            number = float(value)
+            if not number.is_integer():
+                raise bad
+            return int(number)
+        if isinstance(default, float):
+            return float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise bad from None
+    if isinstance(value, (list, tuple, bytes)):
+        raise bad
+    return str(value)
+
+
+def declare_parameters(node: Any, defaults: dict[str, Any], read_only: Iterable[str] = ()) -> dict[str, Any]:
     """Declare parameters with dynamic typing (a YAML `1` for a float parameter must not kill the node),
-    coercing each value back to its default's type; returns name -> value."""
+    coercing each value back to its default's type; those in `read_only` can only be set at start-up
+    (`ros2 param set` is refused with "parameter is read-only"). Returns name -> value."""
     from rcl_interfaces.msg import ParameterDescriptor
 
+    fixed = set(read_only)
     out = {}
     for name, default in defaults.items():
-        value = node.declare_parameter(name, default, ParameterDescriptor(dynamic_typing=True)).value
+        descriptor = ParameterDescriptor(dynamic_typing=True, read_only=name in fixed)
+        value = node.declare_parameter(name, default, descriptor).value
         try:
-            if value is None:
-                out[name] = default
-            elif isinstance(default, bool) and isinstance(value, str):
-                out[name] = value.strip().lower() in ("1", "true", "yes", "on")
-            else:
-                out[name] = type(default)(value)
-        except (TypeError, ValueError):
-            node.get_logger().error(
-                f"parameter {name}={value!r} is not a {type(default).__name__}; using {default!r}"
-            )
+            out[name] = default if value is None else coerce_parameter(name, value, default)
+        except ValueError as exc:
+            node.get_logger().error(f"{exc}; using {default!r}")
             out[name] = default
     return out
+
+
+def on_parameter_change(
+    node: Any, defaults: dict[str, Any], apply: Callable[[dict[str, Any]], None]
+) -> None:
+    """Runtime parameter changes (`ros2 param set`): each new value is coerced to its default's type,
+    then `apply(changes)` validates and applies them all or raises ValueError; the caller of set
+    parameters gets the reason. Read-only parameters never get here (rclpy refuses them)."""
+    from rcl_interfaces.msg import SetParametersResult
+
+    def callback(params: list[Any]) -> Any:
+        try:
+            changes = {p.name: coerce_parameter(p.name, p.value, defaults[p.name]) for p in params
+                       if p.name in defaults}  # fmt: skip
+            if changes:
+                apply(changes)
+        except (ValueError, TypeError) as exc:
+            node.get_logger().warning(f"parameter change refused: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        if changes:
+            node.get_logger().info(f"parameters changed: {changes}")
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(callback)
 
 
 def now_s(node: Any) -> float:

@@ -177,3 +177,32 @@ def test_collaboration_is_safe_whenever_fresh_input_is_older_than_the_limit(even
         if last_fresh is None or now - last_fresh > TABLE.stale_after_s:
             assert state == TABLE.safe, (now, last_fresh, sm.reason)
     assert sm.tick(now + TABLE.stale_after_s + 0.01) == TABLE.safe
+
+
+update = st.tuples(
+    st.floats(0.0, 0.6),  # time since the previous update
+    st.floats(-0.2, 1.5),  # age of its stamp when it arrives
+    st.sampled_from(["ok", "ok", "ok", "invalid_input", "error", "unknown"]),
+    st.lists(st.sampled_from(["a", "b", "no_action"]), max_size=2),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(update, max_size=40))
+def test_collaboration_leaves_safe_only_on_fresh_recognitions_after_the_last_error(updates: list) -> None:
+    """Whatever the recogniser sends, the robot is out of its safe behaviour only if a fresh, OK update
+    with recognitions of people came after the last error (or status-less update)."""
+    sm = CollaborationStateMachine(TABLE)
+    now, evidence = 0.0, False
+    for dt, age, status, labels in updates:
+        now += dt
+        actions = [SimpleNamespace(label=lab, score=0.9, person_id="1") for lab in labels]
+        state = sm.on_actions(now, now - age, actions, status, "why")
+        if status in ("error", "unknown"):
+            evidence = False
+        elif status == "ok" and age <= TABLE.stale_after_s and actions:
+            evidence = True
+        if not evidence:
+            assert state == TABLE.safe, (now, status, sm.reason)
+        if status in ("error", "unknown"):
+            assert sm.reason == f"recogniser {status}: why"

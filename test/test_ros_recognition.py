@@ -13,6 +13,9 @@ from conftest import make_tiny_bundle
 
 from masksem_core.rosmsg.messages import (
     ACTION_ARRAY_TYPE,
+    STATUS_ERROR,
+    STATUS_INVALID_INPUT,
+    STATUS_OK,
     actions_to_array_msg,
     array_msg_to_actions,
     get_typestore,
@@ -102,10 +105,15 @@ def test_bad_frames_are_counted_not_raised(bundle):
     bad = np.full((20, 3), np.nan, np.float32)
     assert pipe.on_frame(1.0, 1.0, {"1": (bad, np.ones(20, np.float32))}, "kinect_v1_20") == []
     assert pipe.on_frame(1.1, 1.1, {"1": (np.zeros((25, 3), np.float32), None)}, "kinect_v1_20") == []
-    pipe.on_bad_message("mixed layouts")
+    pipe.on_bad_message(1.15, "mixed layouts")
+    assert pipe.frame_status == (STATUS_INVALID_INPUT, "malformed input message: mixed layouts")
     status = pipe.status(1.2)
     assert status.values["dropped_frames"] == "3" and status.values["bad_messages"] == "1"
-    assert status.level == WARN
+    assert status.level == WARN  # malformed-only input arrives: WARN with the reasons, never STALE
+    assert status.message == (
+        "no valid skeleton input: all 3 frames in the last 5 s dropped "
+        "(bad_message 1, bad_shape 1, non_finite 1)"
+    )
 
 
 @pytest.mark.parametrize("kind", ["missing", "corrupt", "empty"])
@@ -129,6 +137,77 @@ def test_missing_or_broken_bundle_reports_error(tmp_path, bundle, kind):
     assert status.level == ERROR and status.values["dropped_frames"] == "1"
     if kind != "empty":
         assert path in status.message
+
+
+def _pose(k: int) -> np.ndarray:
+    rng = np.random.default_rng(k)
+    return (rng.normal(size=(20, 3)) * 0.2 + [0.0, 0.0, 3.0]).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("joints", "layout", "reason"),
+    [
+        (np.full((20, 3), np.nan, np.float32), "kinect_v1_20", "non_finite"),
+        (np.zeros((25, 3), np.float32), "kinect_v1_20", "bad_shape"),
+        (np.zeros((20, 3), np.float32), "no_such_layout", "bad_layout"),
+    ],
+)
+def test_frame_status_says_when_no_skeleton_was_usable(bundle, joints, layout, reason):
+    pipe = RecognitionPipeline(str(bundle), make_settings(stride_frames=8), device="cpu")
+    pipe.on_frame(1.0, 1.0, {"1": (joints, None)}, layout)
+    assert pipe.frame_status == (STATUS_INVALID_INPUT, f"no usable skeleton in the frame ({reason} 1)")
+    pipe.on_frame(1.1, 1.1, {"1": (_pose(0), None), "2": (joints, None)}, "kinect_v1_20")
+    assert pipe.frame_status == (STATUS_OK, "")  # one usable person is enough
+    pipe.on_frame(1.2, 1.2, {}, "")
+    assert pipe.frame_status == (STATUS_OK, "")  # nobody in view is valid input
+
+
+def test_drop_rate_is_judged_over_a_sliding_window(bundle):
+    """60 all-NaN frames after 1,900 good ones: WARN (over the node's whole life it would be 3 %)."""
+    pipe = RecognitionPipeline(str(bundle), make_settings(stride_frames=8), device="cpu", drop_window_s=5.0)
+    for k in range(1900):
+        pipe.on_frame(k / 30, k / 30, {"1": (_pose(k), None)}, "kinect_v1_20")
+    t = 1900 / 30
+    assert pipe.status(t).level == OK
+    bad = np.full((20, 3), np.nan, np.float32)
+    for k in range(60):
+        pipe.on_frame(t + k / 30, t + k / 30, {"1": (bad, None)}, "kinect_v1_20")
+    status = pipe.status(t + 2.0 - 0.5 / 30)  # the window holds 90 good and the 60 bad frames
+    assert status.level == WARN
+    assert status.message == "dropping 60 of 150 frames in the last 5 s (non_finite 60)"
+    assert status.values["window_drop_rate"] == "0.400" and status.values["dropped_frames"] == "60"
+    assert status.values["received_frames"] == "1960"
+    # good frames again: the bad burst leaves the window
+    for k in range(200):
+        tk = t + 2.0 + k / 30
+        pipe.on_frame(tk, tk, {"1": (_pose(k), None)}, "kinect_v1_20")
+    assert pipe.status(t + 2.0 + 200 / 30).level == OK
+
+
+def test_no_model_frames_carry_the_error(tmp_path):
+    pipe = RecognitionPipeline(str(tmp_path / "nope"), make_settings(), device="cpu")
+    pipe.on_frame(1.0, 1.0, {"1": (_pose(0), None)}, "kinect_v1_20")
+    status, message = pipe.frame_status
+    assert status == STATUS_ERROR and str(tmp_path / "nope") in message
+
+
+def test_runtime_settings_change_what_is_published(bundle):
+    """score_threshold, stride and smoothing applied while running; a bad value changes nothing."""
+    pipe = RecognitionPipeline(str(bundle), make_settings(stride_frames=8, score_threshold=0.0), device="cpu")
+    out = [len(pipe.on_frame(k / 30, k / 30, {"1": (_pose(k), None)}, "kinect_v1_20")) for k in range(40)]
+    assert sum(out) == 4  # windows at frames 15, 23, 31, 39
+    pipe.update_settings(score_threshold=1.0, stride_frames=4, smoothing="majority")
+    assert pipe.recognizer.settings.stride_frames == 4 and pipe.recognizer.settings.smoothing == "majority"
+    out = [len(pipe.on_frame(k / 30, k / 30, {"1": (_pose(k), None)}, "kinect_v1_20")) for k in range(40, 80)]
+    assert sum(out) == 0 and int(pipe.recognizer.stats["windows"]) == 4 + 10  # a window every 4 frames
+    with pytest.raises(ValueError, match="stride_frames must be >= 1"):
+        pipe.update_settings(stride_frames=0, score_threshold=0.0)
+    with pytest.raises(ValueError, match="cannot change while running"):
+        pipe.update_settings(device="cuda")
+    assert pipe.recognizer.settings.score_threshold == 1.0  # all or nothing
+    pipe.update_settings(score_threshold=0.0)
+    out = [len(pipe.on_frame(k / 30, k / 30, {"1": (_pose(k), None)}, "kinect_v1_20")) for k in range(80, 88)]
+    assert sum(out) == 2
 
 
 def test_unknown_setting_is_named():

@@ -23,6 +23,11 @@ MSG_NAMES = ("Skeleton3D", "Skeleton3DArray", "RecognizedAction", "RecognizedAct
 SKELETON_ARRAY_TYPE = f"{PACKAGE}/msg/Skeleton3DArray"
 ACTION_ARRAY_TYPE = f"{PACKAGE}/msg/RecognizedActionArray"
 POINTCLOUD2_TYPE = "sensor_msgs/msg/PointCloud2"
+# RecognizedActionArray.status (the constants of msg/RecognizedActionArray.msg) and their names.
+STATUS_UNKNOWN, STATUS_OK, STATUS_INVALID_INPUT, STATUS_ERROR = 0, 1, 2, 3
+STATUS_NAMES = {
+    STATUS_UNKNOWN: "unknown", STATUS_OK: "ok", STATUS_INVALID_INPUT: "invalid_input", STATUS_ERROR: "error"
+}
 
 Person = tuple[np.ndarray, np.ndarray]  # joints (V, 3) float32, confidence (V,) float32
 
@@ -263,10 +268,21 @@ def msg_to_action(msg: Any) -> ActionRecord:
     )
 
 
-def actions_to_array_msg(kit: MsgKit, recs: Iterable[Any], stamp_s: float, frame_id: str = "camera") -> Any:
-    """Recognitions of one update -> RecognizedActionArray stamped `stamp_s` (the newest input used)."""
+def actions_to_array_msg(
+    kit: MsgKit,
+    recs: Iterable[Any],
+    stamp_s: float,
+    frame_id: str = "camera",
+    status: int = STATUS_OK,
+    status_message: str = "",
+) -> Any:
+    """Recognitions of one update -> RecognizedActionArray stamped `stamp_s` (the newest input used),
+    with the recogniser's `status` at that update (STATUS_OK: the input was valid and processed)."""
     return kit.RecognizedActionArray(
-        header=make_header(kit, stamp_s, frame_id), actions=[action_to_msg(kit, r, frame_id) for r in recs]
+        header=make_header(kit, stamp_s, frame_id),
+        status=int(status),
+        status_message=str(status_message),
+        actions=[action_to_msg(kit, r, frame_id) for r in recs],
     )
 
 

@@ -11,6 +11,7 @@ forward pass, and returns a `Recognition` per person, optionally smoothed over r
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import threading
 import time
@@ -311,6 +312,36 @@ class StreamingRecognizer:
             self.smoothers.clear()
             self.scores.clear()
             self.segments.clear()
+
+    def update_settings(self, **changes: Any) -> RecognizerSettings:
+        """Change settings while running (threshold, smoothing, stride, track rules; e.g. from a ROS
+        parameter): validated first, so a bad value changes nothing. Tracks keep their frames; a new
+        smoothing restarts the smoothers. Device, precision, backend and threads need a new recogniser."""
+        fixed = sorted({"device", "precision", "backend", "num_threads"} & set(changes))
+        if fixed:
+            raise ConfigError(f"recognizer settings {fixed} cannot change while running: restart")
+        try:
+            new = dataclasses.replace(self.settings, **changes)
+        except TypeError as exc:
+            known = [f.name for f in dataclasses.fields(RecognizerSettings)]
+            raise ConfigError(f"unknown recognizer setting in {sorted(changes)}; known: {known}") from exc
+        new.validate()
+        smoothing = ("smoothing", "smoothing_alpha", "smoothing_window")
+        with self._lock:
+            restart_smoothers = any(getattr(new, k) != getattr(self.settings, k) for k in smoothing)
+            self.settings = new
+            self.track_cfg = dataclasses.replace(
+                self.track_cfg,
+                stride_frames=new.stride_frames,
+                max_gap_s=new.max_gap_s,
+                clock_jump_s=new.track_timeout_s,
+            )
+            for track in self.tracks.values():
+                track.cfg = self.track_cfg
+            if restart_smoothers:
+                for pid in self.smoothers:
+                    self.smoothers[pid] = Smoother(new.smoothing, new.smoothing_alpha, new.smoothing_window)
+        return new
 
     # ------------------------------------------------------------------ inference
     def poll(self) -> list[Recognition]:
