@@ -3,10 +3,20 @@
     ros2 launch masksem_ros replay.launch.py bag:=/data/session1 bundle:=/path/to/bundle record:=/tmp/actions
 
 The bag plays with --clock and the nodes use sim time, so stamps, windows and staleness follow bag time.
-Everything shuts down when playback ends. For offline metrics without ROS use `masksem replay`.
+Everything shuts down when playback ends. `ros2 bag` (rosbag2, with its mcap storage plugin for bags
+written by `masksem`) must be installed; without it this launch says so and stops, and `masksem replay`
+does the same offline without ROS.
 """
 
-from launch.actions import DeclareLaunchArgument, EmitEvent, ExecuteProcess, RegisterEventHandler
+import importlib.util
+
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    ExecuteProcess,
+    LogInfo,
+    RegisterEventHandler,
+)
 from launch.conditions import IfCondition
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
@@ -23,22 +33,36 @@ ARGUMENTS = {
     "rate": ("1.0", "playback rate"),
     "skeleton_topic": ("/masksem/skeletons", "skeleton topic in the bag"),
     "input_type": ("skeletons", "skeletons or pointcloud"),
-    "input_layout": ("", "joint layout of PointCloud2 input ('' = infer)"),
+    "input_layout": ("none", "joint layout of PointCloud2 input (none = infer)"),
     "action_topic": ("/masksem/actions", "RecognizedActionArray output"),
-    "record": ("", "output bag directory for actions and diagnostics ('' = do not record)"),
+    "record": ("none", "output bag directory for actions and diagnostics (none = do not record)"),
     "use_collaboration": ("false", "also run the collaboration node"),
 }
+NO_ROSBAG = (
+    "replay.launch.py needs `ros2 bag` (rosbag2), which is not installed: install ros-$ROS_DISTRO-rosbag2 "
+    "and ros-$ROS_DISTRO-rosbag2-storage-mcap (rosdep install --from-paths src), or replay offline "
+    "without ROS: masksem replay BAG --bundle BUNDLE"
+)
+
+
+def rosbag2_available() -> bool:
+    """`ros2 bag` is the ros2bag verb package (a Python package of rosbag2)."""
+    return importlib.util.find_spec("ros2bag") is not None
 
 
 def generate_launch_description() -> LaunchDescription:
-    share = FindPackageShare("masksem_ros")
-    arg = LaunchConfiguration
     declared = [
         DeclareLaunchArgument(
             name, description=doc, **({} if default is None else {"default_value": default})
         )
         for name, (default, doc) in ARGUMENTS.items()
     ]
+    if not rosbag2_available():
+        return LaunchDescription(
+            [*declared, LogInfo(msg=f"ERROR: {NO_ROSBAG}"), EmitEvent(event=Shutdown(reason=NO_ROSBAG))]
+        )
+    share = FindPackageShare("masksem_ros")
+    arg = LaunchConfiguration
     play = ExecuteProcess(
         cmd=["ros2", "bag", "play", arg("bag"), "--clock", "--rate", arg("rate")], output="screen"
     )
@@ -60,7 +84,9 @@ def generate_launch_description() -> LaunchDescription:
     record = ExecuteProcess(
         cmd=["ros2", "bag", "record", "-o", arg("record"), arg("action_topic"), "/diagnostics"],
         output="screen",
-        condition=IfCondition(PythonExpression(["'", arg("record"), "' != ''"])),
+        condition=IfCondition(
+            PythonExpression(["'", arg("record"), "'.strip().lower() not in ('', 'none')"])
+        ),
     )
     stop_when_played = RegisterEventHandler(
         OnProcessExit(target_action=play, on_exit=[EmitEvent(event=Shutdown())])

@@ -58,7 +58,8 @@ def reliable_qos(depth: int = 10, latched: bool = False) -> Any:
 
 def coerce_parameter(name: str, value: Any, default: Any) -> Any:
     """A parameter value converted to its default's type, or ValueError naming the parameter and value
-    (a YAML `1` for a float parameter is fine; `0.5` for an integer one is not)."""
+    (a YAML `1` for a float parameter is fine; `0.5` for an integer one is not). For string parameters
+    whose default is "" (unset), `none` means "" too."""
     kind = type(default).__name__
     bad = ValueError(f"parameter {name}={value!r} is not a valid {kind}")
     if value is None:
@@ -84,6 +85,8 @@ def coerce_parameter(name: str, value: Any, default: Any) -> Any:
         raise bad from None
     if isinstance(value, (list, tuple, bytes)):
         raise bad
+    if default == "" and str(value).strip().lower() == "none":
+        return ""  # "" cannot be typed as a launch argument (name:=): `none` stands for it
     return str(value)
 
 
