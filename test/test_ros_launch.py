@@ -101,17 +101,26 @@ class Robot:
         self.pub = self.node.create_publisher(Skeleton3DArray, topics["skeleton_topic"], sensor_qos())
         self.updates: list = []
         self.speeds: list[float] = []
+        self.arrivals: list[tuple[float, str, object]] = []  # (monotonic time, what, value), in order
         self.commands: list[str] = []
         self.diagnostics: list = []
         n, qos = self.node, reliable_qos()
-        n.create_subscription(RecognizedActionArray, topics["action_topic"], self.updates.append, qos)
-        n.create_subscription(Float32, topics["speed_topic"], lambda m: self.speeds.append(m.data), qos)
+        n.create_subscription(RecognizedActionArray, topics["action_topic"], self.on_update, qos)
+        n.create_subscription(Float32, topics["speed_topic"], self.on_speed, qos)
         n.create_subscription(
             String, topics["command_topic"], lambda m: self.commands.append(m.data), reliable_qos(1, True)
         )
         n.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, qos)
         self.param_client = n.create_client(SetParameters, "/masksem_recognizer/set_parameters")
         self.kit, self.frame = rclpy_kit(), 0
+
+    def on_update(self, msg: RecognizedActionArray) -> None:
+        self.updates.append(msg)
+        self.arrivals.append((time.monotonic(), "actions", len(msg.actions)))
+
+    def on_speed(self, msg: Float32) -> None:
+        self.speeds.append(msg.data)
+        self.arrivals.append((time.monotonic(), "speed", msg.data))
 
     def on_diagnostics(self, msg: DiagnosticArray) -> None:
         self.diagnostics += [s for s in msg.status if s.name.startswith("masksem_recognizer")]
@@ -211,22 +220,26 @@ class TestMasksemLaunch(unittest.TestCase):
         assert robot.commands[-1] == "resume" and robot.speeds[-1] == 1.0
         [pid] = recognizer_pids()
         os.kill(pid, signal.SIGKILL)
-        killed_at, n_speeds = time.monotonic(), len(robot.speeds)
+        killed_at = time.monotonic()
         robot.publish_for(STALE_AFTER_S + 0.4)
         assert robot.commands[-1] == "pause" and robot.speeds[-1] == 0.0, "not safe after the kill"
-        stopped_at = len(robot.speeds)
         # respawned (a new process) and recognising again: resume, but never before new recognitions
         robot.publish_for(40.0, until=lambda: robot.commands[-1] == "resume")
         assert robot.commands[-1] == "resume", "the recogniser did not come back"
         new = recognizer_pids()
         assert new and pid not in new
-        resumed_at = len(robot.speeds)
-        outage = robot.speeds[stopped_at : resumed_at - 1]
-        assert outage and set(outage) == {0.0}, "speed left 0 while the recogniser was down"
+        robot.spin_until(lambda: False, 0.3)
+        after = [(t, what, v) for t, what, v in robot.arrivals if t > killed_at + STALE_AFTER_S + 0.2]
+        first_recognition = next(t for t, what, v in after if what == "actions" and v > 0)
+        moving = [t for t, what, v in after if what == "speed" and v > 0.0]
+        stopped = [v for t, what, v in after if what == "speed" and t < first_recognition]
+        assert moving and stopped and set(stopped) == {0.0}
+        assert min(moving) > first_recognition, "speed left 0 before the new recogniser recognised anyone"
         print(
-            f"killed recogniser {pid}: safe within {STALE_AFTER_S + 0.4:.1f} s, "
-            f"{len(outage)} speed messages at 0.0, back as {sorted(new)} after "
-            f"{time.monotonic() - killed_at:.1f} s ({len(robot.speeds) - n_speeds} speed messages since)"
+            f"killed recogniser {pid}: safe within {STALE_AFTER_S + 0.4:.1f} s; {len(stopped)} speed "
+            f"messages, all 0.0, until the respawned recogniser {sorted(new)} recognised a person "
+            f"{first_recognition - killed_at:.1f} s after the kill; speed > 0 again "
+            f"{min(moving) - first_recognition:.2f} s after that"
         )
 
 
