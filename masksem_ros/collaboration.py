@@ -200,7 +200,7 @@ class CollaborationStateMachine:
             return self._go_safe(self._fault or "no input yet")
         if now - self.last_input > self.table.stale_after_s:
             why = f" (last update: {self._fault})" if self._fault else ""
-            return self._go_safe(f"stale: no fresh valid recognitions{why}")
+            return self._go_safe(f"stale: no fresh valid recogniser update{why}")
         return self.state
 
     def _go_safe(self, reason: str) -> Behaviour:

@@ -84,7 +84,7 @@ def test_malformed_only_input_goes_safe_within_stale_after_s(sm):
     # then only invalid frames: safe once no valid input came for stale_after_s (1 s)
     names = {t: sm.on_actions(t, t, [], "invalid_input", "non_finite 1").name for t in (0.6, 1.2, 1.31, 2.0)}
     assert names == {0.6: "default", 1.2: "default", 1.31: "safe", 2.0: "safe"}
-    assert sm.reason == "stale: no fresh valid recognitions (last update: invalid input: non_finite 1)"
+    assert sm.reason == "stale: no fresh valid recogniser update (last update: invalid input: non_finite 1)"
     # invalid input with stamps and actions claimed is still not evidence
     assert sm.on_actions(2.1, 2.1, [act("no_action")] * 5, "invalid_input").name == "safe"
 
