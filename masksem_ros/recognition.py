@@ -26,10 +26,21 @@ from masksem_ros.diagnostics import (
 log = logging.getLogger(__name__)
 
 
-def _default_factory(bundle: str, settings: Any) -> Any:
+def _default_factory(bundle: Any, settings: Any) -> Any:
     from masksem_core.runtime.recognizer import StreamingRecognizer
 
     return StreamingRecognizer(bundle, settings)
+
+
+def settings_for(bundle: Any, given: Mapping[str, Any], fallback: Mapping[str, Any] | None = None) -> Any:
+    """Interface 3: the bundle's own recogniser settings (chosen for that model), then the settings
+    `given` explicitly (ROS parameters); `fallback` fills only what neither says (the node's safer
+    defaults, e.g. a score threshold, for bundles that carry no settings)."""
+    from masksem_core.runtime.recognizer import RecognizerSettings
+
+    chosen = dict((getattr(bundle, "meta", None) or {}).get("recognizer") or {})
+    filler = {k: v for k, v in (fallback or {}).items() if k not in chosen}
+    return RecognizerSettings.from_bundle(bundle, **{**filler, **given})
 
 
 def make_settings(**params: Any) -> Any:
@@ -63,7 +74,11 @@ class RecognitionPipeline:
         factory: Callable[[str, Any], Any] | None = None,
         stale_after_s: float = 2.0,
         drop_window_s: float = 5.0,
+        given: Mapping[str, Any] | None = None,
+        fallback: Mapping[str, Any] | None = None,
     ) -> None:
+        """`settings` as they are, or (settings None, `given` set) the bundle's settings overridden by
+        `given`, with `fallback` for what neither sets (`settings_for`)."""
         self.device = device
         self.stale_after_s = stale_after_s
         self.error: str | None = None
@@ -83,9 +98,15 @@ class RecognitionPipeline:
         if not bundle_path:
             self.error = "no model bundle configured (parameter 'bundle')"
             return
-        settings = self.settings = self._fall_back_to_cpu(settings)
         try:
-            self.recognizer = (factory or _default_factory)(bundle_path, settings)
+            bundle: Any = bundle_path
+            if settings is None and given is not None:
+                from masksem_core.runtime.bundle import load_bundle
+
+                bundle = load_bundle(bundle_path)
+                settings = settings_for(bundle, given, fallback)
+            settings = self.settings = self._fall_back_to_cpu(settings)
+            self.recognizer = (factory or _default_factory)(bundle, settings)
         except Exception as exc:  # missing file, bad YAML, checksum mismatch, torch missing, ...
             self.error = f"cannot load model bundle {bundle_path!r}: {type(exc).__name__}: {exc}"
             log.error(self.error)

@@ -20,7 +20,7 @@ from masksem_core.rosmsg.messages import (
     stamp_to_sec,
 )
 from masksem_core.rosmsg.pointcloud import pointcloud_to_numpy
-from masksem_ros.recognition import RecognitionPipeline, make_settings
+from masksem_ros.recognition import RecognitionPipeline
 
 try:
     from rclpy.node import Node
@@ -33,15 +33,17 @@ PARAMETERS: dict[str, Any] = {
     "precision": "fp32",  # fp32, bf16, fp16 (torch); fp32, int8 (onnxruntime)
     "backend": "torch",  # torch, or onnxruntime: int8 runs one NTU window in ~27 ms on 2 CPU cores
     "num_threads": 0,  # CPU threads for inference (0: the library's default); set to the free cores
-    "stride_frames": 15,  # run a window every this many frames per person
+    # Window settings: unset (these values) -> the bundle's own choice (its `recognizer:` settings), else
+    # FALLBACK; set -> they override the bundle (interface 3).
+    "stride_frames": 0,  # run a window every this many frames per person
+    "score_threshold": -1.0,  # below: not published
+    "smoothing": "",  # none, ema, majority
+    "smoothing_alpha": 0.0,
+    "smoothing_window": 0,  # windows in a majority vote
     "lag_frames": 0,  # dense bundles: report frames this far behind the newest (config/recognizer.yaml)
     "segments": False,  # dense bundles: report whole running action segments
     "min_segment_frames": 0,
     "merge_gap_frames": 0,
-    "score_threshold": 0.5,  # below: not published
-    "smoothing": "ema",  # none, ema, majority
-    "smoothing_alpha": 0.5,
-    "smoothing_window": 5,  # windows in a majority vote
     "top_k": 5,
     "max_persons": 8,
     "track_timeout_s": 2.0,  # forget a person not seen for this long
@@ -54,6 +56,9 @@ PARAMETERS: dict[str, Any] = {
     "stale_after_s": 2.0,  # no input message at all for this long -> STALE diagnostic
     "drop_window_s": 5.0,  # drop rates and malformed-only input are judged over this sliding window
 }
+FROM_BUNDLE = ("stride_frames", "score_threshold", "smoothing", "smoothing_alpha", "smoothing_window")
+FALLBACK = {"stride_frames": 15, "score_threshold": 0.5, "smoothing": "ema", "smoothing_alpha": 0.5,
+            "smoothing_window": 5}  # fmt: skip
 SETTING_NAMES = (
     "device", "precision", "backend", "num_threads", "stride_frames", "score_threshold", "smoothing",
     "smoothing_alpha", "smoothing_window", "top_k", "max_persons", "track_timeout_s", "lag_frames",
@@ -70,6 +75,7 @@ class RecognizerNode(Node):  # type: ignore[misc]
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__("masksem_recognizer", **node_kwargs)
         from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.parameter import Parameter
         from sensor_msgs.msg import PointCloud2
 
         from masksem_ros.msg import RecognizedActionArray, Skeleton3DArray
@@ -83,26 +89,23 @@ class RecognizerNode(Node):  # type: ignore[misc]
 
         p = self.p = declare_parameters(self, PARAMETERS, READ_ONLY)
         self.kit = rclpy_kit()
-        settings_error = None
-        try:
-            settings = make_settings(**{k: p[k] for k in SETTING_NAMES})
-        except Exception as exc:  # torch missing, bad parameter: report, do not crash
-            settings, settings_error = (
-                None,
-                f"cannot use model bundle {p['bundle']!r}: {type(exc).__name__}: {exc}",
-            )
+        given = {k: p[k] for k in SETTING_NAMES if k not in FROM_BUNDLE or p[k] != PARAMETERS[k]}
         self.pipeline = RecognitionPipeline(
-            p["bundle"] if settings is not None else "", settings, device=p["device"],
-            stale_after_s=float(p["stale_after_s"]), drop_window_s=float(p["drop_window_s"]),
+            p["bundle"], None, device=p["device"], stale_after_s=float(p["stale_after_s"]),
+            drop_window_s=float(p["drop_window_s"]), given=given, fallback=FALLBACK,
         )  # fmt: skip
-        self.pipeline.error = settings_error or self.pipeline.error
         if self.pipeline.error:
-            self.get_logger().error(
-                f"{self.pipeline.error}; publishing ERROR diagnostics and STATUS_ERROR updates, no actions"
-            )
+            self.get_logger().error(f"{self.pipeline.error}; ERROR diagnostics and STATUS_ERROR updates")
         else:
+            settings = self.pipeline.settings
+            effective = {k: getattr(settings, k) for k in FROM_BUNDLE}
+            # show what runs (`ros2 param get`), before the change callback exists
+            self.set_parameters([Parameter(k, value=v) for k, v in effective.items()])
+            p.update(effective)
+            source = {k: "parameter" if k in given else "bundle/default" for k in FROM_BUNDLE}
             self.get_logger().info(
-                f"bundle {p['bundle']} loaded: labels {self.pipeline.labels} on {p['device']}"
+                f"bundle {p['bundle']} loaded: labels {self.pipeline.labels} on {p['device']}; "
+                + ", ".join(f"{k} {v} ({source[k]})" for k, v in effective.items())
             )
         if p["input_type"] not in ("skeletons", "pointcloud"):
             self.get_logger().error(f"input_type must be skeletons or pointcloud, got {p['input_type']!r}")

@@ -58,10 +58,14 @@ def reliable_qos(depth: int = 10, latched: bool = False) -> Any:
     )
 
 
+# String parameters whose "" means "unset" (topics, frames, paths): `none` stands for "" as well.
+NONE_MEANS_EMPTY = frozenset({"camera_info_topic", "output_frame", "input_layout", "table"})
+
+
 def coerce_parameter(name: str, value: Any, default: Any) -> Any:
     """A parameter value converted to its default's type, or ValueError naming the parameter and value
-    (a YAML `1` for a float parameter is fine; `0.5` for an integer one is not). For string parameters
-    whose default is "" (unset), `none` means "" too."""
+    (a YAML `1` for a float parameter is fine; `0.5` for an integer one is not). For the parameters in
+    NONE_MEANS_EMPTY, `none` means "" (unset)."""
     kind = type(default).__name__
     bad = ValueError(f"parameter {name}={value!r} is not a valid {kind}")
     if value is None:
@@ -87,7 +91,7 @@ def coerce_parameter(name: str, value: Any, default: Any) -> Any:
         raise bad from None
     if isinstance(value, (list, tuple, bytes)):
         raise bad
-    if default == "" and str(value).strip().lower() == "none":
+    if name in NONE_MEANS_EMPTY and str(value).strip().lower() == "none":
         return ""  # "" cannot be typed as a launch argument (name:=): `none` stands for it
     return str(value)
 

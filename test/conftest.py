@@ -70,6 +70,7 @@ def make_tiny_bundle(
     head: str = "linear",
     fps: float = 30.0,
     seed: int = 0,
+    extra: dict | None = None,
     **model: object,
 ) -> Path:
     """An untrained small classifier saved as a bundle: for mechanics tests, not accuracy."""
@@ -93,4 +94,4 @@ def make_tiny_bundle(
     cfg.update(model)
     torch.manual_seed(seed)
     classifier = ActionClassifier(ModelConfig(**cfg), len(labels), head).eval()
-    return save_bundle(out, classifier, labels, layout, fps=fps)
+    return save_bundle(out, classifier, labels, layout, fps=fps, extra=extra)

@@ -32,11 +32,12 @@ def require(module: str, reason: str) -> ModuleType:
     return pytest.importorskip(module, reason=reason)
 
 
-def tiny_bundle(out: Path) -> Path:
-    """An untrained small classifier over LABELS, saved as a bundle (conftest.make_tiny_bundle)."""
+def tiny_bundle(out: Path, extra: dict | None = None) -> Path:
+    """An untrained small classifier over LABELS, saved as a bundle (conftest.make_tiny_bundle); `extra`
+    goes into its metadata (e.g. {"recognizer": {...}} settings)."""
     from conftest import make_tiny_bundle
 
-    return make_tiny_bundle(out, LABELS, LAYOUT, fps=30.0)
+    return make_tiny_bundle(out, LABELS, LAYOUT, fps=30.0, extra=extra)
 
 
 def synthetic_clip(frames: int, seed: int = 0) -> np.ndarray:

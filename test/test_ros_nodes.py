@@ -308,6 +308,22 @@ def test_recognizer_node_parameters_change_at_runtime_or_are_refused(probe, bund
         node.destroy_node()
 
 
+def test_recognizer_node_takes_window_settings_from_the_bundle_unless_given(tmp_path):
+    from masksem_ros.recognizer_node import RecognizerNode
+
+    chosen = {"stride_frames": 6, "score_threshold": 0.3, "smoothing": "majority"}
+    bundle = tiny_bundle(tmp_path / "with_settings", extra={"recognizer": chosen})
+    node = RecognizerNode(parameter_overrides=[Parameter("bundle", value=str(bundle)),
+                                               Parameter("smoothing", value="none")])  # fmt: skip
+    try:
+        shown = {k: node.get_parameter(k).value for k in ("stride_frames", "score_threshold", "smoothing")}
+        assert shown == {"stride_frames": 6, "score_threshold": 0.3, "smoothing": "none"}  # `ros2 param get`
+        s = node.pipeline.recognizer.settings
+        assert (s.stride_frames, s.score_threshold, s.smoothing, s.smoothing_alpha) == (6, 0.3, "none", 0.5)
+    finally:
+        node.destroy_node()
+
+
 def collaboration_node(ex, table: Path, name: str):
     from masksem_ros.collaboration_node import CollaborationNode
 

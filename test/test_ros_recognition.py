@@ -210,7 +210,58 @@ def test_runtime_settings_change_what_is_published(bundle):
     assert sum(out) == 2
 
 
+def test_bundle_settings_then_parameters_then_node_fallback(tmp_path):
+    """Interface 3: the bundle's recogniser settings apply unless a parameter is given; the node's
+    fallback fills only what neither says."""
+    chosen = {"stride_frames": 4, "score_threshold": 0.2, "smoothing": "majority"}
+    with_settings = make_tiny_bundle(tmp_path / "b", LABELS, fps=30.0, extra={"recognizer": chosen})
+    fallback = {"stride_frames": 15, "score_threshold": 0.5, "smoothing": "ema", "smoothing_window": 7}
+    pipe = RecognitionPipeline(str(with_settings), given={"top_k": 2}, fallback=fallback)
+    s = pipe.recognizer.settings
+    assert (s.stride_frames, s.score_threshold, s.smoothing, s.smoothing_window, s.top_k) == (
+        4, 0.2, "majority", 7, 2
+    )  # fmt: skip
+    pipe = RecognitionPipeline(str(with_settings), given={"score_threshold": 0.7}, fallback=fallback)
+    assert (pipe.recognizer.settings.score_threshold, pipe.recognizer.settings.stride_frames) == (0.7, 4)
+    plain = make_tiny_bundle(tmp_path / "plain", LABELS, fps=30.0)
+    s = RecognitionPipeline(str(plain), given={}, fallback=fallback).recognizer.settings
+    assert (s.stride_frames, s.score_threshold, s.smoothing) == (15, 0.5, "ema")
+    bad = RecognitionPipeline(str(plain), given={"stride_frames": 0}, fallback=fallback)
+    assert bad.recognizer is None and "stride_frames must be >= 1" in bad.error
+
+
 def test_unknown_setting_is_named():
     pytest.importorskip("torch")
     with pytest.raises(ValueError, match=r"unknown recogniser setting\(s\) \['strid'\]"):
         make_settings(strid=3)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "default", "expected"),
+    [
+        ("score_threshold", 1, 0.5, 1.0),  # a YAML integer for a float parameter
+        ("stride_frames", 8.0, 15, 8),
+        ("publish_empty", "false", True, False),
+        ("smoothing", "none", "", "none"),  # a real value of a string parameter
+        ("camera_info_topic", "none", "", ""),  # `none` types the empty string in a launch argument
+        ("table", "None", "", ""),
+    ],
+)
+def test_parameter_values_are_coerced_to_the_default_type(name, value, default, expected):
+    from masksem_ros.ros_kit import coerce_parameter
+
+    got = coerce_parameter(name, value, default)
+    assert got == expected and type(got) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "default"), [(0.5, 15), (True, 0.5), ("high", 0.5), ("maybe", True), ([1], ""), (None, 1)]
+)
+def test_bad_parameter_values_are_refused_by_name(value, default):
+    import re
+
+    from masksem_ros.ros_kit import coerce_parameter
+
+    message = f"parameter p={value!r} is not a valid {type(default).__name__}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        coerce_parameter("p", value, default)
