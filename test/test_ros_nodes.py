@@ -271,7 +271,9 @@ def test_recognizer_node_malformed_only_input_is_invalid_and_warns(probe, bundle
 def test_recognizer_node_parameters_change_at_runtime_or_are_refused(probe, bundle):
     node_p, ex = probe
     topic = "/t_rec_param"
-    node = recognizer(topic, bundle=str(bundle), score_threshold=0.99)
+    # stamps continue across the batches below; a long track timeout keeps the person's track however
+    # slowly a busy machine runs the test (expiry follows the wall clock between batches)
+    node = recognizer(topic, bundle=str(bundle), score_threshold=0.99, track_timeout_s=60.0)
     ex.add_node(node)
     try:
         pub = node_p.create_publisher(Skeleton3DArray, f"{topic}/in", sensor_qos())
