@@ -1,8 +1,10 @@
 """`masksem demo` end to end on the built-in synthetic set (a reduced --quick run, about 1-3 min on 2 cores).
 
 One run (module fixture) with --compare, checked for: every report file, summary numbers equal to the
-files each step wrote, a probe far above chance, semantic masks on high-CAM tokens, and a timeline
-rebuilt from the bags that scores exactly what the replay reported.
+files each step wrote, a probe far above chance, a dense stream bundle carrying the recogniser settings
+chosen on validation streams of held-out training performers, a stream recogniser that beats answering
+"no action" everywhere, semantic masks on high-CAM tokens, and a timeline rebuilt from the bags that
+scores exactly what the replay reported.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ import struct
 from pathlib import Path
 
 import pytest
+import yaml
 
 from masksem_core.cli import main
 from masksem_core.demo import figures
-from masksem_core.demo.pipeline import DemoPaths
+from masksem_core.demo.pipeline import TUNING_GRID, DemoPaths
 
 REPORT = ("index.html", "summary.json", *figures.REPORT_FILES)
-ARGS = ["--quick", "--compare", "--epochs", "2", "--per-class", "16", "--seed", "3", "--no-progress"]
+ARGS = [
+    "--quick", "--compare", "--epochs", "2", "--per-class", "16", "--stream-epochs", "8", "--seed", "3",
+    "--no-progress",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +65,7 @@ def test_demo_succeeds_and_writes_every_report_file(demo: tuple) -> None:
     paths = DemoPaths(out)
     assert (paths.bag / "metadata.yaml").is_file()
     assert (paths.bundle / "bundle.yaml").is_file()
+    assert (paths.tuning / "tuning.json").is_file()
     for v in ("masksem", "mamp", "random"):
         assert (paths.pretrain(v) / "log.csv").is_file()
         assert (paths.probe(v) / "classifier.pt").is_file()
@@ -79,9 +86,16 @@ def test_summary_numbers_come_from_the_run_files(demo: tuple) -> None:
     m = rep["metrics"]
     assert s["replay"]["frame_accuracy"] == m["frame_accuracy"]
     assert s["replay"]["segment_f1"] == m["segments"]["f1"]
+    assert s["replay"]["retrospective_segment_f1"] == m["retrospective"]["segments"]["f1"]
+    assert s["replay"]["retrospective_frame_accuracy"] == m["retrospective"]["frame_accuracy"]
+    assert s["replay"]["detection_delay_s"] == m["detection_delay_s"]
     assert s["replay"]["latency_ms"] == m["latency_ms"]
     assert rep["recognitions"] > 0 and m["frames"] > 0
-    assert s["data"]["classes"] == rep["labels"]  # the bundle carries the data set's labels
+    # the bundle carries the data set's labels and the background class the stream model learned
+    assert rep["labels"] == [*s["data"]["classes"], "no_action"]
+    stream = _json(paths.stream(s["best"]) / "results.json")
+    assert s["stream_model"]["offline_top1"] == stream["top1"] == s["baselines"]["offline_top1"]
+    assert len(stream["labels"]) == 16  # offline accuracy: which of the 16 actions, background excluded
 
 
 def test_printed_table_ends_with_the_headline(demo: tuple) -> None:
@@ -91,8 +105,10 @@ def test_printed_table_ends_with_the_headline(demo: tuple) -> None:
     headline = lines[-1]
     assert headline.startswith("MaskSem demo:")
     assert f"probe top-1 {best['probe_top1']:.1f}%" in headline
-    assert f"frame accuracy {r['frame_accuracy']:.3f}" in headline
-    assert f"segment F1 {r['segment_f1']:.3f}" in headline
+    assert f"frame accuracy {r['retrospective_frame_accuracy']:.3f} / {r['frame_accuracy']:.3f}" in headline
+    assert (
+        f"F1@0.5 {r['retrospective_segment_f1']:.3f} retrospective / {r['segment_f1']:.3f} causal" in headline
+    )
     for name in ("masksem", "mamp", "random"):
         row = next(line for line in lines if line.startswith(name))
         assert f"{s['variants'][name]['probe_top1']:.1f}%" in row
@@ -116,6 +132,43 @@ def test_every_headline_stands_beside_its_floors(demo: tuple) -> None:
     assert f"background-only {b['background_frame_accuracy']:.3f}" in headline
     page = (out / "report" / "index.html").read_text()
     assert f"{b['random_init_probe_top1']:.1f}%" in page and f"{b['background_frame_accuracy']:.3f}" in page
+
+
+def test_stream_bundle_carries_the_settings_chosen_on_held_out_training_performers(demo: tuple) -> None:
+    out, _, _, s = demo
+    paths = DemoPaths(out)
+    meta = yaml.safe_load((paths.bundle / "bundle.yaml").read_text())
+    assert meta["dense"] is True and meta["background_label"] == "no_action"
+    assert meta["window_frames"] == 64 and meta["token_frames"] == 8
+    tuning = _json(paths.tuning / "tuning.json")
+    assert meta["recognizer"] == tuning["chosen"] == {k: s["recognizer"][k] for k in tuning["chosen"]}
+    assert set(tuning["chosen"]) == set(TUNING_GRID)
+    for key, value in tuning["chosen"].items():
+        assert value in TUNING_GRID[key]
+    # replay ran exactly what the bundle says (no override flags)
+    report = _json(paths.replay / "report.json")
+    assert set(report["settings_source"]["overrides"]) <= {"device"}  # where to run it, nothing else
+    assert report["settings_source"]["bundle"] == meta["recognizer"]
+    # validation performers are training performers, never the test ones; the model did not fit them
+    side = _json(Path(s["data"]["npz"]).with_suffix(".json"))
+    held = s["data"]["validation_performers"]
+    assert held and set(held) <= set(side["train_subjects"]) and not set(held) & set(side["test_subjects"])
+    assert tuning["held_out"] == "^P(" + "|".join(f"{p:03d}" for p in held) + ")A"
+    fitted = _json(paths.stream(s["best"]) / "results.json")
+    assert fitted["weights"]["chosen_on"] == "no weight average" and "val_top1" in fitted
+
+
+def test_stream_recogniser_beats_background_only(demo: tuple) -> None:
+    _, _, stdout, s = demo
+    r, b = s["replay"], s["baselines"]
+    # answering "no action" on every frame finds no segment (F1 0) and scores the background share
+    assert r["retrospective_segment_f1"] > 0.1
+    assert r["retrospective_frame_accuracy"] > b["background_frame_accuracy"]
+    assert 0 < b["offline_top1"] <= 100
+    headline = stdout.strip().splitlines()[-1]
+    assert f"stream segment F1@0.5 {r['retrospective_segment_f1']:.3f} retrospective" in headline
+    assert f"{r['segment_f1']:.3f} causal" in headline
+    assert f"offline clip top-1 of the same classes {b['offline_top1']:.1f}%" in headline
 
 
 def test_probe_is_far_above_chance(demo: tuple) -> None:
@@ -147,6 +200,8 @@ def test_timeline_rebuilt_from_the_bags_scores_what_replay_reported(demo: tuple)
     )
     assert again["frame_accuracy"] == pytest.approx(m["frame_accuracy"])
     assert again["segments"] == m["segments"]
+    assert again["retrospective"]["segments"] == m["retrospective"]["segments"]
+    assert again["detection_delay_s"] == m["detection_delay_s"]
     assert len(frames.stamps) == m["frames"]
 
 
@@ -158,9 +213,10 @@ def test_html_is_self_contained_and_shows_the_numbers(demo: tuple) -> None:
     assert all(src.startswith("data:image/png;base64,") for src in sources)
     assert f"{s['variants']['masksem']['probe_top1']:.1f}%" in page
     assert f"{s['replay']['frame_accuracy']:.3f}" in page
+    assert f"{s['replay']['retrospective_segment_f1']:.3f}" in page and "retrospective" in page
 
 
-@pytest.mark.parametrize("bad", [["--epochs", "0"], ["--per-class", "-1"]])
+@pytest.mark.parametrize("bad", [["--epochs", "0"], ["--per-class", "-1"], ["--stream-epochs", "0"]])
 def test_bad_budget_is_a_usage_error(tmp_path: Path, bad: list[str], capsys: pytest.CaptureFixture) -> None:
     assert main(["demo", "--out", str(tmp_path / "x"), *bad]) == 2
     assert "must be >= 1" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """`masksem demo [--out DIR] [--quick] [--compare] [--seed N] [--device cpu|cuda]`.
 
 The whole product on the built-in synthetic collaboration set, no downloads: data and a recording
-bag, self-supervised pre-training, linear probe, bundle, streaming replay, and a report folder
+bag, self-supervised pre-training, linear probe, stream fine-tuning with a no-action class, recogniser
+settings chosen on validation streams, bundle, streaming replay, and a report folder
 (report/index.html). Exit status 0 on success, 2 on bad arguments, 1 when a step failed.
 """
 
@@ -27,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--per-class", type=int, default=None, help="synthetic clips per action (overrides the budget)"
     )
+    parser.add_argument(
+        "--stream-epochs", type=int, default=None, help="stream fine-tuning epochs (overrides the budget)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. in CI logs)")
 
 
@@ -34,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     """Run every step and print the summary table; the last line is the headline."""
     from masksem_core.demo.pipeline import DemoSettings, format_summary, run_demo
 
-    for name in ("epochs", "per_class"):
+    for name in ("epochs", "per_class", "stream_epochs"):
         value = getattr(args, name)
         if value is not None and value < 1:
             print(f"masksem demo: --{name.replace('_', '-')} must be >= 1, got {value}", file=sys.stderr)
@@ -53,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         per_class=args.per_class,
         epochs=args.epochs,
+        stream_epochs=args.stream_epochs,
         progress=not args.no_progress,
     )
     try:

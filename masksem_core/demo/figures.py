@@ -243,15 +243,22 @@ def replay_frames(
         np.array([r.label for r in recs], dtype=object),
         np.array([r.latency_ms for r in recs], dtype=np.float64),
     )
-    truth = ground_truth.as_arrays(ground_truth.read_intervals_csv(truth_csv))
-    return metrics.evaluate(
-        np.asarray(stamps), np.asarray(persons, dtype=object), truth, rec_arrays, max_age_s, iou
+    spans = (
+        np.array([r.window_start for r in recs], dtype=np.float64),
+        np.array([r.window_end for r in recs], dtype=np.float64),
     )
+    truth = ground_truth.as_arrays(ground_truth.read_intervals_csv(truth_csv))
+    # replay's defaults: a label lives (and an action may be detected) up to one window after it
+    return metrics.evaluate(
+        np.asarray(stamps), np.asarray(persons, dtype=object), truth, rec_arrays, max_age_s, iou,
+        grace_s=max_age_s, spans=spans,
+    )  # fmt: skip
 
 
 def plot_timeline(path: str | Path, frames: Any, labels: list[str], title: str) -> Path:
-    """Truth above recognised, per person, one colour per action (23 colours, no greys: the 16
-    built-in actions stay distinguishable); background, idle and 'unknown' are left blank."""
+    """Truth above recognised (causal: from each label's stamp; retrospective: on the span each
+    recognition reported), per person, one colour per action (23 colours, no greys: the 16 built-in
+    actions stay distinguishable); background, idle, no_action and 'unknown' are left blank."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -262,7 +269,10 @@ def plot_timeline(path: str | Path, frames: Any, labels: list[str], title: str) 
     palette += [colormaps["tab20b"](i) for i in (0, 4, 8, 12, 16)]
     colour = {lab: palette[k % len(palette)] for k, lab in enumerate(labels)}
     people = sorted(set(frames.persons.tolist()), key=lambda p: (len(p), p))
-    fig = Figure(figsize=(14, 1.2 + 1.1 * len(people)), layout="constrained")
+    rows = [("truth", frames.truth), ("causal", frames.pred)]
+    if frames.retro is not None:
+        rows.append(("retrospective", frames.retro))
+    fig = Figure(figsize=(14, 1.2 + 0.4 * (len(rows) + 1) * len(people)), layout="constrained")
     ax = fig.add_subplot()
     t0 = float(frames.stamps.min()) if frames.stamps.size else 0.0
     dt = 1.0 / 30.0
@@ -271,8 +281,9 @@ def plot_timeline(path: str | Path, frames: Any, labels: list[str], title: str) 
     for row, person in enumerate(people):
         idx = np.flatnonzero(frames.persons == person)
         t = frames.stamps[idx] - t0
-        for k, (name, lab) in enumerate((("truth", frames.truth[idx]), ("recognised", frames.pred[idx]))):
-            y = (len(people) - 1 - row) * 3 + (1 - k)
+        for k, (name, every) in enumerate(rows):
+            lab = every[idx]
+            y = (len(people) - 1 - row) * (len(rows) + 1) + (len(rows) - 1 - k)
             yticks.append(y + 0.4)
             ylabels.append(f"person {person} {name}")
             bg = is_background(lab)
@@ -345,8 +356,10 @@ def draw_report(paths: DemoPaths, summary: dict[str, Any]) -> dict[str, Path]:
         out / "timeline.png",
         frames,
         list(replay["labels"]),
-        f"continuous recording: truth vs streaming recogniser (frame accuracy {m['frame_accuracy']:.2f}, "
-        f"segment F1@{m['segments']['iou']:.1f} {m['segments']['f1']:.2f})",
+        "continuous recording: truth vs streaming recogniser (segment F1@"
+        f"{m['segments']['iou']:.1f} causal {m['segments']['f1']:.2f} / retrospective "
+        f"{((m.get('retrospective') or {}).get('segments') or {}).get('f1', float('nan')):.2f}, "
+        f"frame accuracy causal {m['frame_accuracy']:.2f})",
     )
     latencies = np.array([r.latency_ms for r in recognitions(paths.replay / "bag")], dtype=np.float64)
     files["latency"] = plot_latency(out / "latency.png", latencies, m["max_age_s"])

@@ -357,7 +357,8 @@ def _finetune_once(cfg: ExperimentConfig, resume: bool) -> dict[str, Any]:
     t0 = time.time()
     metrics = _train_supervised(env, model, train_ds, frozen_encoder=False, resume=resume)
     metrics["wall_time_s"] = time.time() - t0
-    metrics["baselines"] = _finetune_baselines(env, train_ds.num_classes, metrics)
+    actions = model.num_classes - int(model.background)  # a background class is no answer offline
+    metrics["baselines"] = _finetune_baselines(env, actions, metrics)
     finish(
         env,
         "finetune",
