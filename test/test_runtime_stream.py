@@ -272,3 +272,76 @@ def test_stream_windows_on_real_nwucla_read_the_sidecar_frame_rate(nwucla_npz):
     torch.manual_seed(0)
     tokens = torch.stack([ds[i][1] for i in range(0, len(ds), 50)])
     assert (tokens == 10).any() and (tokens < 10).any()
+
+
+def _labelled_stream_recognizer(bundle, **settings):
+    """The real recogniser with a stub model whose per-frame output is known: each grid frame carries its
+    true class in joint 0's x coordinate, and the 'model' answers a one-hot of it for every frame (one
+    token per frame), so a report's probabilities are exactly the class shares of the frames it covers."""
+    rec = StreamingRecognizer(bundle, RecognizerSettings(top_k=3, **settings))
+
+    def predict(windows: np.ndarray) -> np.ndarray:
+        classes = np.rint(windows[:, 0, :, 0, 0]).astype(np.int64)  # (N, W)
+        return np.eye(len(LABELS))[classes]  # (N, L_t = W, K)
+
+    rec.predict = predict
+    return rec
+
+
+def _truth(k: int) -> int:
+    """Class of global frame k: blocks of 7 frames, so spans straddle class changes."""
+    return (k // 7) % len(LABELS)
+
+
+@pytest.mark.parametrize(
+    "stride, lag, poll_every",
+    [(8, 10, 1), (12, 8, 1), (4, 15, 1), (16, 0, 1), (16, 15, 1), (1, 0, 1), (5, 13, 1), (4, 4, 1),
+     (4, 10, 9), (8, 12, 5)],  # fmt: skip
+)
+def test_every_frame_is_reported_once_with_its_labels_whatever_lag_and_stride(dense_bundle, stride, lag,
+                                                                               poll_every):  # fmt: skip
+    """lag + stride > window (16 here) used to skip lag + stride - window frames per report; late polls
+    (every `poll_every` frames) too. After a track restarts (a gap), reporting starts afresh."""
+    rec = _labelled_stream_recognizer(dense_bundle, stride_frames=stride, lag_frames=lag)
+    n, gap_at = 90, 50  # a 1 s hole after frame 49: the track restarts at frame 50
+    stamps = np.array([k / FPS + (1.0 if k >= gap_at else 0.0) for k in range(n)])
+    out = []
+    for k in range(n):
+        joints = np.zeros((V, 3), np.float32)
+        joints[0, 0] = _truth(k)
+        rec.push("p", 100.0 + stamps[k], joints)
+        if k % poll_every == poll_every - 1 or k == gap_at - 1:
+            out.extend(rec.poll())
+    assert rec.stats["events"]["gap_reset"] == 1
+    covered = np.zeros(n, np.int64)
+    for r in out:
+        inside = (100.0 + stamps >= r.window_start - 1e-6) & (100.0 + stamps <= r.window_end + 1e-6)
+        ks = np.flatnonzero(inside)
+        assert ks.size and ks[-1] - ks[0] + 1 == ks.size  # a span is consecutive frames of one track
+        covered[ks] += 1
+        share = np.bincount([_truth(k) for k in ks], minlength=len(LABELS)) / ks.size
+        got = dict(zip(r.topk_labels, r.topk_scores))
+        assert np.allclose([got[lab] for lab in LABELS], share), (r, ks)
+        assert r.label == LABELS[int(np.argmax(share))]
+    # each track piece: every frame from its first window's (run at its first poll) on, exactly once, up
+    # to the last settled one (`lag` behind the newest frame of the last window run)
+    polled = [k for k in range(n) if k % poll_every == poll_every - 1 or k == gap_at - 1]
+    for lo, hi in ((0, gap_at), (gap_at, n)):
+        first_poll = min(k for k in polled if k >= lo + T - 1)
+        last_poll = max(k for k in polled if k < hi)
+        piece = covered[lo:hi]
+        assert piece.max() == 1, f"frames reported twice: {np.flatnonzero(piece > 1) + lo}"
+        got = np.flatnonzero(piece) + lo
+        assert got[0] == first_poll - T + 1 and (np.diff(got) == 1).all(), f"frames reported: {got}"
+        assert last_poll - lag - stride - poll_every < got[-1] <= last_poll - lag  # the last window run
+
+
+def test_dense_settings_that_cannot_settle_every_frame_are_refused_naming_the_values(dense_bundle):
+    with pytest.raises(ConfigError, match="lag_frames=16 must be below window_frames=16"):
+        StreamingRecognizer(dense_bundle, RecognizerSettings(lag_frames=16))
+    with pytest.raises(ConfigError, match="stride_frames=17 must be <= window_frames=16"):
+        StreamingRecognizer(dense_bundle, RecognizerSettings(stride_frames=17))
+    rec = StreamingRecognizer(dense_bundle, RecognizerSettings(stride_frames=16, lag_frames=15))
+    with pytest.raises(ConfigError, match="lag_frames=20"):
+        rec.update_settings(lag_frames=20)
+    assert rec.settings.lag_frames == 15

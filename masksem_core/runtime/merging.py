@@ -58,6 +58,14 @@ class FrameScores:
         per_frame = self.sums[slots[held]] / self.counts[slots[held], None]
         return per_frame.mean(axis=0)
 
+    def first_held(self, k0: int, k1: int) -> int:
+        """The oldest of grid frames k0..k1 that has scores (k1 + 1 if none): frames that no window saw
+        (a poll more than a window late) or that left the ring cannot be labelled."""
+        ks = np.arange(k0, k1 + 1)
+        slots = ks % self.capacity
+        held = np.flatnonzero((self.index[slots] == ks) & (self.counts[slots] > 0))
+        return int(ks[held[0]]) if held.size else k1 + 1
+
     def stamp(self, k: int) -> float:
         return float(self.stamps[k % self.capacity])
 

@@ -179,10 +179,7 @@ class StreamingRecognizer:
         self.dtype = DTYPES.get(s.precision, torch.float32)
         self.model = self._make_model()
         self.window_frames = s.window_frames or b.window_frames
-        if b.dense and s.lag_frames >= self.window_frames:
-            raise ConfigError(
-                f"recognizer.lag_frames={s.lag_frames} must be below the window ({self.window_frames} frames)"
-            )
+        self._check_dense(s)
         self.track_cfg = TrackConfig(
             fps=b.fps,
             window_frames=self.window_frames,
@@ -200,6 +197,23 @@ class StreamingRecognizer:
         self._dropped: Counter[str] = Counter({r: 0 for r in DROP_REASONS})
         self._events: Counter[str] = Counter({e: 0 for e in EVENTS})
         self._lock = threading.RLock()
+
+    def _check_dense(self, s: RecognizerSettings) -> None:
+        """A dense bundle labels the frames its windows saw: every frame must be in some window (stride <=
+        window), and a frame has had all its windows once it is window - 1 behind the newest (lag below
+        the window; more lag would only wait longer for nothing, and no frame would ever settle)."""
+        if not self.bundle.dense:
+            return
+        w = self.window_frames
+        if s.lag_frames >= w:
+            raise ConfigError(
+                f"recognizer.lag_frames={s.lag_frames} must be below window_frames={w} (dense bundle)"
+            )
+        if s.stride_frames > w:
+            raise ConfigError(
+                f"recognizer.stride_frames={s.stride_frames} must be <= window_frames={w} (dense bundle: "
+                "frames between windows would never be seen)"
+            )
 
     def _make_model(self) -> Any:
         """Clips -> logits: the bundle's torch model (cast when asked) or an ONNX Runtime session."""
@@ -326,6 +340,7 @@ class StreamingRecognizer:
             known = [f.name for f in dataclasses.fields(RecognizerSettings)]
             raise ConfigError(f"unknown recognizer setting in {sorted(changes)}; known: {known}") from exc
         new.validate()
+        self._check_dense(new)
         smoothing = ("smoothing", "smoothing_alpha", "smoothing_window")
         with self._lock:
             restart_smoothers = any(getattr(new, k) != getattr(self.settings, k) for k in smoothing)
@@ -390,14 +405,17 @@ class StreamingRecognizer:
     ) -> tuple[np.ndarray, float, float, int] | None:
         """Add a dense window to the person's per-frame scores and return the merged probabilities of
         the frames now settled (new since the last report, `lag_frames` behind the newest) and their
-        first and last stamps; None when no new frame is settled."""
+        first and last stamps; None when no new frame is settled.
+
+        A continuing track resumes right after its last report even when that lies before this window
+        (lag + stride > window, or a late poll): those frames are still in the ring (2 windows)."""
         w = len(stamps)
         scores.add(first, frame_probs(token_probs, w), stamps)
         k1 = first + w - 1 - self.settings.lag_frames
-        if scores.reported >= first - 1:  # continue where the last report ended (a late poll included)
-            k0 = scores.reported + 1
-        else:  # first report of this track: the newest stride only
-            k0 = max(first, k1 - self.settings.stride_frames + 1)
+        if scores.reported >= 0:  # continue where the last report ended (a late poll included)
+            k0 = scores.first_held(scores.reported + 1, k1)
+        else:  # first report of this track: every frame its first window saw
+            k0 = first
         if k1 < k0:
             return None
         scores.reported = k1
