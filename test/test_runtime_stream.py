@@ -214,6 +214,11 @@ def test_choosing_settings_on_a_validation_stream_and_writing_them_into_the_bund
     chosen, rows = tuning.choose(dense_bundle, [stream], {"stride_frames": [2, 4], "lag_frames": [0, 4]},
                                  log=lambda _: None)  # fmt: skip
     assert len(rows) == 4 and set(chosen) == {"stride_frames", "lag_frames"}
+    logged = []  # a candidate the recogniser refuses (lag not below the 16-frame window) is skipped, said
+    grid = {"stride_frames": [4], "lag_frames": [4, 16]}
+    _, rows = tuning.choose(dense_bundle, [stream], grid, log=logged.append)
+    assert [r["lag_frames"] for r in rows] == [4]
+    assert any("skip" in m and "lag_frames=16 must be below window_frames=16" in m for m in logged)
     copy = shutil.copytree(dense_bundle.path, tmp_path / "b")
     set_recognizer_settings(copy, chosen)
     assert {k: load_bundle(copy).recognizer[k] for k in chosen} == chosen
@@ -345,3 +350,22 @@ def test_dense_settings_that_cannot_settle_every_frame_are_refused_naming_the_va
     with pytest.raises(ConfigError, match="lag_frames=20"):
         rec.update_settings(lag_frames=20)
     assert rec.settings.lag_frames == 15
+
+
+def test_the_chooser_keeps_settings_that_beat_background_only_whenever_any_does():
+    from masksem_core.runtime.tuning import choice_pool
+
+    def row(f1, acc, delay=0.5, missed=0.0):
+        return {"retro_segments_f1": f1, "retro_frame_accuracy": acc, "frame_accuracy": acc,
+                "background_share": 0.6, "delay_p50": delay, "missed_fraction": missed}  # fmt: skip
+
+    fast_bg, fast_good, slow_good = row(0.7, 0.55), row(0.4, 0.65), row(0.5, 0.7, delay=2.0)
+    assert choice_pool([fast_bg, fast_good, slow_good], 1.0, 0.1, log=lambda _: None) == [fast_good]
+    logged = []  # none within the limits beats background: the limits give way, background does not
+    assert choice_pool([fast_bg, slow_good], 1.0, 0.1, log=logged.append) == [slow_good]
+    assert "beating background" in logged[0]
+    logged = []  # nothing beats background: the limits, then segment F1, as before
+    slow_bg = row(0.9, 0.5, delay=3.0)
+    assert choice_pool([fast_bg, slow_bg], 1.0, 0.1, log=logged.append) == [fast_bg]
+    assert choice_pool([slow_bg], 1.0, 0.1, log=logged.append) == [slow_bg]
+    assert "beats background-only" in logged[0]

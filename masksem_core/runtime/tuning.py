@@ -7,7 +7,8 @@ over a recording frame by frame (as the robot and `masksem replay` do, without a
 `score_stream` scores it causally (a label counts from its stamp) and retrospectively (a label counts
 on the span it reports). `choose` searches stride, lag, smoothing and threshold: the best
 retrospective segment F1 among the settings whose causal detection delay p50 is <= `max_delay_s` with
-at most `max_missed` of the actions missed. The model's forward passes are cached by window content,
+at most `max_missed` of the actions missed and whose causal frame accuracy beats background-only
+(`choice_pool` says what happens when none does). The model's forward passes are cached by window content,
 so settings that see the same windows share them.
 """
 
@@ -164,7 +165,27 @@ def choose(
         row = {**chosen, **scores}
         rows.append(row)
         log(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-    ok = [r for r in rows if r["delay_p50"] <= max_delay_s and r["missed_fraction"] <= max_missed]
-    pool = ok or rows
+    if not rows:
+        raise ValueError(f"no candidate of the grid {grid} could run (see the skipped settings above)")
+    pool = choice_pool(rows, max_delay_s, max_missed, log)
     best = max(pool, key=lambda r: (r["retro_segments_f1"], r["retro_frame_accuracy"], r["frame_accuracy"]))
     return {k: best[k] for k in keys}, rows
+
+
+def choice_pool(
+    rows: Sequence[dict[str, Any]], max_delay_s: float, max_missed: float, log: Any = print
+) -> list[dict[str, Any]]:
+    """The candidates `choose` picks from: those within the delay/miss limits whose causal frame accuracy
+    beats the background-only share (answering `no_action` always); else those beating background at all
+    (limits missed); else, when none beats background, those within the limits, else every row."""
+    ok = [r for r in rows if r["delay_p50"] <= max_delay_s and r["missed_fraction"] <= max_missed]
+    beats = [r for r in rows if r["frame_accuracy"] > r["background_share"]]
+    both = [r for r in ok if r in beats]
+    if both:
+        return both
+    if beats:
+        log(f"no candidate meets delay p50 <= {max_delay_s} s with <= {max_missed:.0%} missed and beats "
+            "background-only: choosing among those beating background")  # fmt: skip
+        return beats
+    log("no candidate's causal frame accuracy beats background-only: choosing on segment F1 alone")
+    return ok or list(rows)
