@@ -49,6 +49,22 @@ def assert_cam_matches(cam: torch.Tensor, oracle: torch.Tensor) -> None:
     assert diff <= 1e-4 * oracle.abs().max().item()
 
 
+def _tiny_cfg(persons: int) -> ModelConfig:
+    """A small Kinect v1 model for end-to-end CAM checks (seconds on a CPU)."""
+    return ModelConfig(
+        num_frames=8,
+        num_joints=20,
+        num_persons=persons,
+        dim=32,
+        depth=2,
+        heads=4,
+        decoder_dim=32,
+        decoder_depth=1,
+        decoder_heads=4,
+        layout="kinect_v1_20",
+    )
+
+
 @pytest.mark.parametrize(
     "persons,m",
     [([1, 1, 1, 1], 1), ([2, 2, 2], 2), ([1, 2, 1, 2, 2], 2), ([1], 1), ([2], 2)],
@@ -69,18 +85,7 @@ def test_closed_form_cam_equals_autograd_on_random_features(persons: list[int], 
 def test_pretrainer_semantic_weights_equal_oracle_through_the_teacher(m: int) -> None:
     """End to end: teacher features, batch-mean-clip reference, CAM, no part averaging ('raw' = CAM/max)."""
     torch.manual_seed(0)
-    cfg = ModelConfig(
-        num_frames=8,
-        num_joints=20,
-        num_persons=m,
-        dim=32,
-        depth=2,
-        heads=4,
-        decoder_dim=32,
-        decoder_depth=1,
-        decoder_heads=4,
-        layout="kinect_v1_20",
-    )
+    cfg = _tiny_cfg(m)
     masking = MaskingConfig(strategy="semantic", cam_norm="raw", part_average=False)
     model = MaskSemPretrainer(cfg, masking, TargetConfig())
     x = clips_with_persons([1, m, m, 1, m][: 3 + m], m, seed=m)
@@ -234,18 +239,7 @@ def test_authors_auto_scale_cancels_batch_tokens_and_width() -> None:
 
 def test_authors_auto_scale_makes_weights_batch_size_free() -> None:
     """The same clips in a batch of 4 or 8 (duplicated) get the same authors weights with scale auto."""
-    cfg = ModelConfig(
-        num_frames=8,
-        num_joints=20,
-        num_persons=1,
-        dim=32,
-        depth=2,
-        heads=4,
-        decoder_dim=32,
-        decoder_depth=1,
-        decoder_heads=4,
-        layout="kinect_v1_20",
-    )
+    cfg = _tiny_cfg(1)
     torch.manual_seed(0)
     model = MaskSemPretrainer(
         cfg, MaskingConfig(strategy="semantic", cam_scale="auto"), TargetConfig()

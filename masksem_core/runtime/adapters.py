@@ -15,6 +15,7 @@ and adapters compose through NTU 25 (e.g. MediaPipe -> NTU 25 -> Kinect v1 20).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -134,9 +135,14 @@ def _ntu_to_kinect_v1_table() -> dict[str, Weights]:
     return table
 
 
+def _as_weights(joint: str | Weights) -> Weights:
+    """A source joint's name as weights ({name: 1}); weights pass through."""
+    return {joint: 1.0} if isinstance(joint, str) else joint
+
+
 def _trunk(pelvis: str | Weights, spine_shoulder: str | Weights, head: str | Weights) -> dict[str, Weights]:
     """NTU's five trunk joints from a pelvis, a base-of-neck point and a head centre."""
-    as_w = (lambda x: {x: 1.0} if isinstance(x, str) else x)  # noqa: E731
+    as_w = _as_weights
     return {
         "spine_base": as_w(pelvis),
         "spine_mid": _lerp(pelvis, spine_shoulder, SPINE_MID_T),
@@ -149,7 +155,7 @@ def _trunk(pelvis: str | Weights, spine_shoulder: str | Weights, head: str | Wei
 def _limbs(names: dict[str, str | Weights], side: str) -> dict[str, Weights]:
     """NTU's arm and leg joints of one side from `names[ntu_stem] -> source joint or weights`; a missing
     hand is placed past the wrist, a missing tip/thumb derived from wrist and hand (Kinect v1's rules)."""
-    as_w = (lambda x: {x: 1.0} if isinstance(x, str) else x)  # noqa: E731
+    as_w = _as_weights
     wrist = as_w(names["wrist"])
     hand = as_w(names["hand"]) if "hand" in names else _lerp(names["elbow"], wrist, 1.0 + HAND_FROM_FOREARM)
     stems = ("shoulder", "elbow", "hip", "knee", "ankle", "foot")
@@ -163,25 +169,25 @@ def _limbs(names: dict[str, str | Weights], side: str) -> dict[str, Weights]:
     return out
 
 
-def _azure_table() -> dict[str, Weights]:
-    # Azure's NECK is the base of the neck (Kinect v2's spine_shoulder), HEAD the centre of the head.
+def _full_body_table(joint: Callable[[str, str], str]) -> dict[str, Weights]:
+    """SDKs that name every joint NTU needs (pelvis, neck = base of the neck, head centre, both sides'
+    limbs down to hand tip and thumb); `joint(stem, side)` is the SDK's name for a limb joint."""
     table = _trunk("pelvis", "neck", "head")
     for side in ("left", "right"):
         stems = ("shoulder", "elbow", "wrist", "hand", "hip", "knee", "ankle", "foot", "thumb")
-        names: dict[str, str | Weights] = {s: f"{s}_{side}" for s in stems}
-        names["hand_tip"] = f"handtip_{side}"
+        names: dict[str, str | Weights] = {s: joint(s, side) for s in stems}
+        names["hand_tip"] = joint("handtip", side)
         table.update(_limbs(names, side))
     return table
+
+
+def _azure_table() -> dict[str, Weights]:
+    # Azure's NECK is the base of the neck (Kinect v2's spine_shoulder), HEAD the centre of the head.
+    return _full_body_table(lambda stem, side: f"{stem}_{side}")
 
 
 def _zed34_table() -> dict[str, Weights]:
-    table = _trunk("pelvis", "neck", "head")
-    for side in ("left", "right"):
-        stems = ("shoulder", "elbow", "wrist", "hand", "hip", "knee", "ankle", "foot", "thumb")
-        names: dict[str, str | Weights] = {s: f"{side}_{s}" for s in stems}
-        names["hand_tip"] = f"{side}_handtip"
-        table.update(_limbs(names, side))
-    return table
+    return _full_body_table(lambda stem, side: f"{side}_{stem}")
 
 
 def _zed38_table() -> dict[str, Weights]:
