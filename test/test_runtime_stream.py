@@ -369,3 +369,31 @@ def test_the_chooser_keeps_settings_that_beat_background_only_whenever_any_does(
     assert choice_pool([fast_bg, slow_bg], 1.0, 0.1, log=logged.append) == [fast_bg]
     assert choice_pool([slow_bg], 1.0, 0.1, log=logged.append) == [slow_bg]
     assert "beats background-only" in logged[0]
+
+
+def test_a_causal_dense_model_never_uses_future_frames_and_exports_the_same_function(tmp_path):
+    """streaming.causal: token j's logits depend only on frames up to the end of token j, in torch, in the
+    export twin and in ONNX Runtime; a bidirectional model's early tokens do change with the future."""
+    torch.manual_seed(0)
+    causal = ActionClassifier(tiny_cfg(), 3, "finetune", dense=True, background=True, causal=True).eval()
+    both = ActionClassifier(tiny_cfg(), 3, "finetune", dense=True, background=True).eval()
+    x = torch.randn(2, 3, T, V, 1)
+    later = x.clone()
+    later[:, :, 8:] = torch.randn(2, 3, T - 8, V, 1)  # frames 8.. = tokens 2.. changed
+    with torch.no_grad():
+        a, b = causal(x), causal(later)
+        assert torch.allclose(a[:, :2], b[:, :2], atol=1e-6)  # tokens 0-1 (frames 0-7): unchanged
+        assert (a[:, 2:] - b[:, 2:]).abs().max() > 1e-3
+        assert (both(x)[:, :2] - both(later)[:, :2]).abs().max() > 1e-3
+        assert torch.allclose(ExportableClassifier(causal)(x), a, atol=1e-5)
+    assert onnx_max_abs_diff(causal, onnx_bytes(causal), x) < 1e-4
+    path = save_bundle(tmp_path / "b", causal, LABELS, "kinect_v1_20", FPS, T, {"crop_ratio": 1.0})
+    loaded = load_bundle(path)
+    assert loaded.model.causal and torch.allclose(loaded.model(x), a, atol=1e-6)
+    with pytest.raises(ValueError, match="dense"):
+        ActionClassifier(tiny_cfg(), 3, "finetune", causal=True)
+
+
+def test_streaming_causal_without_streaming_is_refused():
+    with pytest.raises(ConfigError, match="streaming.causal"):
+        StreamingConfig(enabled=False, causal=True).validate()

@@ -56,6 +56,9 @@ class StreamingConfig:
     drift_mps: float = 0.1  # slow drift of held poses, up to this speed (m/s)
     context_clips: bool = True  # put the tail/head of other clips before/after the gaps
     background_label: str = BACKGROUND_LABEL
+    # causal attention over temporal tokens: every token is trained as the newest token of a stream is
+    # used by a robot (no future frames); see ActionClassifier(causal=True)
+    causal: bool = False
 
     def validate(self) -> None:
         if self.fps is not None and not self.fps > 0:
@@ -76,6 +79,8 @@ class StreamingConfig:
             raise ConfigError("streaming.jitter_m and streaming.drift_mps must be >= 0")
         if not self.background_label:
             raise ConfigError("streaming.background_label must not be empty")
+        if self.causal and not self.enabled:
+            raise ConfigError("streaming.causal needs streaming.enabled: true (a dense, stream-trained model)")
 
 
 def data_fps(npz_path: str, fps: float | None = None) -> float:

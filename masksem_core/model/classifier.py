@@ -63,10 +63,16 @@ class ActionClassifier(nn.Module):
         background: bool = False,
         head_hidden: int = 2048,
         head_dropout_on: Literal["hidden", "tokens"] = "hidden",
+        causal: bool = False,
     ) -> None:
         """`head_dropout_on="tokens"` moves the fine-tune head's dropout onto the encoder's token features
-        before the temporal mean (MAMP's ActionHeadFinetune); "hidden" keeps it after fc -> BN -> ReLU."""
+        before the temporal mean (MAMP's ActionHeadFinetune); "hidden" keeps it after fc -> BN -> ReLU.
+        `causal` (dense models): each temporal token attends only to its own and earlier segments, so
+        every token is trained as the newest token of a stream is used (no future context)."""
         super().__init__()
+        if causal and not dense:
+            raise ValueError("causal attention needs a dense (per-token) model")
+        self.causal = bool(causal)
         if head_dropout_on not in ("hidden", "tokens"):
             raise ValueError(f"unknown head_dropout_on {head_dropout_on!r}; use 'hidden' or 'tokens'")
         on_tokens = head == "finetune" and head_dropout_on == "tokens"
@@ -104,7 +110,7 @@ class ActionClassifier(nn.Module):
 
     def token_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, V, M) -> per-token, per-joint features (N, L_t, V, D) (mean over present persons)."""
-        feats, sel = self.encoder.forward_sequences(x)
+        feats, sel = self.encoder.forward_sequences(x, causal=self.causal)
         feats = self.token_dropout(feats)  # identity unless head_dropout_on="tokens" (and training)
         p, length, d = feats.shape
         joints = x.shape[3]
@@ -126,10 +132,11 @@ class ActionClassifier(nn.Module):
 
 
 def output_kind(meta: dict) -> dict[str, bool | int]:
-    """`dense` / `background` / `head_hidden` constructor arguments from checkpoint or bundle metadata
-    (absent: a clip-level model without background and the METHOD.md head width)."""
+    """`dense` / `background` / `head_hidden` / `causal` constructor arguments from checkpoint or bundle
+    metadata (absent: a clip-level, bidirectional model without background and the METHOD.md head width)."""
     return {
         "dense": bool(meta.get("dense")),
+        "causal": bool(meta.get("causal")),
         "background": bool(meta.get("background_label")),
         "head_hidden": int(meta.get("head_hidden") or 2048),
     }

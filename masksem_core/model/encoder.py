@@ -29,19 +29,28 @@ class SkeletonEncoder(nn.Module):
         init_weights(self.blocks)
         init_weights(self.norm)
 
-    def encode(self, seqs: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        """(P, C, T, V) -> (P, L or K, D). `keep` (P, K) selects visible tokens before the blocks."""
+    def encode(
+        self, seqs: torch.Tensor, keep: torch.Tensor | None = None, causal: bool = False
+    ) -> torch.Tensor:
+        """(P, C, T, V) -> (P, L or K, D). `keep` (P, K) selects visible tokens before the blocks.
+        `causal`: a token sees only tokens of its own and earlier temporal segments (all joints), so
+        each segment's features are what an online recogniser can know at that segment's end."""
         tokens = self.embed(seqs)
         if keep is not None:
+            if causal:
+                raise ValueError("causal attention is for whole sequences, not masked pre-training")
             tokens = torch.gather(tokens, 1, keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+        mask = causal_mask(tokens.shape[1], seqs.shape[-1], tokens.device) if causal else None
         for block in self.blocks:
-            tokens = block(tokens)
+            tokens = block(tokens, mask)
         return self.norm(tokens)
 
-    def forward_sequences(self, x: torch.Tensor) -> tuple[torch.Tensor, PresentSequences]:
+    def forward_sequences(
+        self, x: torch.Tensor, causal: bool = False
+    ) -> tuple[torch.Tensor, PresentSequences]:
         """Encode only present persons: returns (P, L, D) features and the person bookkeeping."""
         sel = select_present(x)
-        return self.encode(sel.seqs), sel
+        return self.encode(sel.seqs, causal=causal), sel
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, C, T, V, M) -> features (N, M, T/patch, V, D) (zeros for absent slots), present (N, M)."""
@@ -51,3 +60,10 @@ class SkeletonEncoder(nn.Module):
         out = feats.new_zeros(n * m, s * v, feats.shape[-1])
         out[sel.flat_index] = feats
         return out.view(n, m, s, v, -1), sel.present
+
+
+def causal_mask(length: int, joints: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(L, L) bool attention mask over segment-major tokens (L = segments x joints): query token i may
+    attend to key token j when j's temporal segment is not later than i's."""
+    segment = torch.arange(length, device=device) // joints
+    return segment[None, :] <= segment[:, None]

@@ -127,6 +127,7 @@ def bundle_files(
         "weights": WEIGHTS_FILE,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
         "dense": bool(model.dense),
+        **({"causal": True} if model.causal else {}),
         "background_label": labels[-1] if model.background else None,
         **({"token_frames": int(window_frames or cfg.num_frames) / cfg.num_segments} if model.dense else {}),
         **(extra or {}),

@@ -47,6 +47,7 @@ def build_classifier(cfg: ExperimentConfig, num_classes: int, head: str) -> Acti
     model = ActionClassifier(
         cfg.model, num_classes, head, cfg.run.head_dropout, dense=dense, background=dense,
         head_hidden=cfg.run.head_hidden, head_dropout_on=cfg.run.head_dropout_on,
+        causal=dense and cfg.streaming.causal,
     )
     if cfg.run.pretrained:
         payload = ckpt.load_checkpoint(cfg.run.pretrained)
@@ -70,6 +71,7 @@ def classifier_payload(
         "num_classes": model.num_classes,
         "head": model.head_kind,
         "head_hidden": model.head_hidden,
+        "causal": model.causal,
         "labels": list(_labels(dataset)),
         "layout": layout.name,
         "epoch": epoch,
