@@ -80,7 +80,7 @@ class StreamingConfig:
         if not self.background_label:
             raise ConfigError("streaming.background_label must not be empty")
         if self.causal and not self.enabled:
-            raise ConfigError("streaming.causal needs streaming.enabled: true (a dense, stream-trained model)")
+            raise ConfigError("streaming.causal needs streaming.enabled: true (a dense stream model)")
 
 
 def data_fps(npz_path: str, fps: float | None = None) -> float:

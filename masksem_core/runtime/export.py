@@ -46,7 +46,7 @@ class ExportableClassifier(nn.Module):
         present = present | (first[None, :] & ~present.any(dim=1, keepdim=True))
         folded = x.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v)
         flat = present.reshape(-1).nonzero().squeeze(1)  # (P,)
-        feats = self.model.encoder.encode(folded.index_select(0, flat), causal=self.model.causal)  # (P, S*V, D)
+        feats = self.model.encoder.encode(folded.index_select(0, flat), causal=self.model.causal)
         s = t // cfg.patch_len
         per_token = feats.reshape(-1, s, v, cfg.dim)  # (P, S, V, D)
         clip = torch.div(flat, m, rounding_mode="floor")
