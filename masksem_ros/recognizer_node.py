@@ -42,6 +42,7 @@ PARAMETERS: dict[str, Any] = {
     "smoothing_window": 0,  # windows in a majority vote
     "lag_frames": 0,  # dense bundles: report frames this far behind the newest (config/recognizer.yaml)
     "segments": False,  # dense bundles: report whole running action segments
+    "provisional": False,  # dense bundles with lag: also report the newest, unsettled frames ("now")
     "min_segment_frames": 0,
     "merge_gap_frames": 0,
     "top_k": 5,
@@ -62,7 +63,7 @@ FALLBACK = {"stride_frames": 15, "score_threshold": 0.5, "smoothing": "ema", "sm
 SETTING_NAMES = (
     "device", "precision", "backend", "num_threads", "stride_frames", "score_threshold", "smoothing",
     "smoothing_alpha", "smoothing_window", "top_k", "max_persons", "track_timeout_s", "lag_frames",
-    "segments", "min_segment_frames", "merge_gap_frames",
+    "segments", "min_segment_frames", "merge_gap_frames", "provisional",
 )  # fmt: skip
 # Need a restart (a new model, new subscriptions or timers): refused by `ros2 param set`.
 READ_ONLY = (

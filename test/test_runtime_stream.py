@@ -397,3 +397,47 @@ def test_a_causal_dense_model_never_uses_future_frames_and_exports_the_same_func
 def test_streaming_causal_without_streaming_is_refused():
     with pytest.raises(ConfigError, match="streaming.causal"):
         StreamingConfig(enabled=False, causal=True).validate()
+
+
+@pytest.mark.parametrize("segments", [False, True])
+def test_provisional_reports_say_now_what_the_lagged_settled_reports_say_later(dense_bundle, segments):
+    """provisional: each poll reports the settled span (lag behind) and then the unsettled newest frames up
+    to the newest one, with what the windows so far say; causally the robot's newest answer describes the
+    frames just seen, retrospectively the settled reports replace every provisional span but the last."""
+    stride, lag, n = 4, 10, 80
+    rec = _labelled_stream_recognizer(dense_bundle, stride_frames=stride, lag_frames=lag,
+                                      provisional=True, segments=segments)  # fmt: skip
+    stamps = 100.0 + np.arange(n) / FPS
+    polls = []
+    for k in range(n):
+        joints = np.zeros((V, 3), np.float32)
+        joints[0, 0] = _truth(k)
+        rec.push("p", stamps[k], joints)
+        got = rec.poll()
+        if got:
+            polls.append((k, got))
+    assert polls and all(len(got) == 2 for _, got in polls)
+    for k, (settled, now) in polls:
+        assert settled.stamp == now.stamp == stamps[k]
+        assert np.isclose(now.window_end, stamps[k])  # up to the newest frame
+        if segments:  # a running action's span reaches back to where it started, as settled ones do
+            assert now.window_start <= stamps[k - lag + 1] + 1e-9
+        else:
+            assert np.isclose(now.window_start, stamps[k - lag + 1])  # right after the settled span
+        if not segments:  # one-hot stub: the provisional answer is the majority class of its frames
+            share = np.bincount([_truth(j) for j in range(k - lag + 1, k + 1)], minlength=len(LABELS))
+            assert now.label == LABELS[int(np.argmax(share))]
+        if segments and now.label != "no_action":
+            assert now.score > 0 and now.topk_labels[0] != "no_action"
+    assert rec.stats["windows"] == len(polls)  # provisional reports are not extra windows
+    # the segment state follows settled reports only: the same settled reports as without provisional
+    plain = _labelled_stream_recognizer(dense_bundle, stride_frames=stride, lag_frames=lag, segments=segments)
+    settled_plain = []
+    for k in range(n):
+        joints = np.zeros((V, 3), np.float32)
+        joints[0, 0] = _truth(k)
+        plain.push("p", stamps[k], joints)
+        settled_plain.extend(plain.poll())
+    assert [(r.label, r.window_start, r.window_end) for r in settled_plain] == [
+        (s.label, s.window_start, s.window_end) for _, (s, _) in polls
+    ]

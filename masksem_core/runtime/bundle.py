@@ -324,7 +324,7 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
 
 RECOGNIZER_KEYS = (
     "window_frames", "stride_frames", "lag_frames", "score_threshold", "smoothing", "smoothing_alpha",
-    "smoothing_window", "segments", "min_segment_frames", "merge_gap_frames",
+    "smoothing_window", "segments", "min_segment_frames", "merge_gap_frames", "provisional",
 )  # fmt: skip
 
 

@@ -122,3 +122,20 @@ class ActionSegment:
         out = self.sums / self.count
         out[background] = 0.0  # inside an action segment: say which action
         return out, self.start
+
+    def peek(self, probs: np.ndarray, frames: int, start: float, background: int) -> tuple[np.ndarray, float]:
+        """What `update` would report for this chunk, without changing the segment (provisional reports
+        of frames that are not settled yet): background as it is; an action joins the running segment
+        (or the one it would resume within `merge_gap`), else starts at `start`."""
+        if int(np.argmax(probs)) == background:
+            return probs, start
+        if self.active:
+            seg_start, sums, count = self.start, self.sums, self.count
+        elif self.prev is not None and self.gap <= self.merge_gap:
+            seg_start, sums, count = self.prev
+        else:
+            return probs * (np.arange(len(probs)) != background), start
+        assert sums is not None
+        out = (sums + probs * frames) / (count + frames)
+        out[background] = 0.0
+        return out, seg_start

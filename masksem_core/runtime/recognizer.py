@@ -49,6 +49,9 @@ class RecognizerSettings:
     segments: bool = False  # dense bundles with no_action: report whole running action segments
     min_segment_frames: int = 0  # segments: shorter actions are reported again as no_action
     merge_gap_frames: int = 0  # segments: an action resuming within this many frames continues
+    # dense bundles with lag: after each settled report, also report the lag's newest frames from what
+    # the windows so far say (a "now" answer the robot can act on; later settled reports replace it)
+    provisional: bool = False
     score_threshold: float = 0.0
     smoothing: Literal["none", "ema", "majority"] = "none"
     smoothing_alpha: float = 0.5
@@ -392,12 +395,24 @@ class StreamingRecognizer:
                 if scores is None or self.scores.get(pid) is not scores:
                     continue  # the track was dropped while the forward pass ran
                 merged = self._merge(scores, first, stamps, p)
-                if merged is not None:
-                    span_probs, start, end, frames = merged
-                    if self.settings.segments and self.bundle.background_label is not None:
-                        background = len(self.bundle.labels) - 1
-                        span_probs, start = self.segments[pid].update(span_probs, frames, start, background)
-                    out.append(self._recognition(pid, span_probs, (start, end, last, due_since), done))
+                if merged is None:
+                    continue
+                span_probs, start, end, frames = merged
+                segment = self.settings.segments and self.bundle.background_label is not None
+                background = len(self.bundle.labels) - 1
+                if segment:
+                    span_probs, start = self.segments[pid].update(span_probs, frames, start, background)
+                out.append(self._recognition(pid, span_probs, (start, end, last, due_since), done))
+                newest = first + len(stamps) - 1
+                if self.settings.provisional and scores.reported < newest:
+                    now_probs = scores.mean(scores.reported + 1, newest)
+                    now_start = scores.stamp(scores.reported + 1)
+                    if segment:
+                        now_probs, now_start = self.segments[pid].peek(
+                            now_probs, newest - scores.reported, now_start, background
+                        )
+                    span = (now_start, scores.stamp(newest), last, due_since)
+                    out.append(self._recognition(pid, now_probs, span, done, provisional=True))
             return out
 
     def _merge(
@@ -463,17 +478,25 @@ class StreamingRecognizer:
         self._counts["forward_passes"] += len(out)
         return np.concatenate(out)
 
-    def _recognition(self, pid: Any, probs: np.ndarray, span: tuple, done: float) -> Recognition:
+    def _recognition(
+        self, pid: Any, probs: np.ndarray, span: tuple, done: float, provisional: bool = False
+    ) -> Recognition:
+        """A provisional report (the unsettled newest frames) bypasses smoothing, whose state follows the
+        settled reports only, and is not counted as a window."""
         start, end, stamp, due_since = span
         start, end = float(start), float(end)
-        smoothed, cls = self.smoothers[pid](probs) if pid in self.smoothers else (probs, int(probs.argmax()))
+        if pid in self.smoothers and not provisional:
+            smoothed, cls = self.smoothers[pid](probs)
+        else:
+            smoothed, cls = probs, int(probs.argmax())
         k = min(self.settings.top_k, len(smoothed))
         top = np.argsort(-smoothed, kind="stable")[:k]
         score = float(smoothed[cls])
         known = score >= self.settings.score_threshold
         latency = (done - due_since) * 1e3 if due_since is not None else float("nan")
-        self._latencies.append(latency)
-        self._counts["windows"] += 1
+        if not provisional:
+            self._latencies.append(latency)
+            self._counts["windows"] += 1
         return Recognition(
             person_id=pid,
             label=self.bundle.labels[cls] if known else self.settings.unknown_label,
