@@ -401,9 +401,9 @@ def test_streaming_causal_without_streaming_is_refused():
 
 @pytest.mark.parametrize("segments", [False, True])
 def test_provisional_reports_say_now_what_the_lagged_settled_reports_say_later(dense_bundle, segments):
-    """provisional: each poll reports the settled span (lag behind) and then the unsettled newest frames up
-    to the newest one, with what the windows so far say; causally the robot's newest answer describes the
-    frames just seen, retrospectively the settled reports replace every provisional span but the last."""
+    """provisional: each poll reports the settled span (lag behind) and then the newest stride's frames
+    (not settled yet) with what the windows so far say: causally the robot's newest answer describes the
+    frames just seen; retrospectively the settled reports replace every provisional span but the last."""
     stride, lag, n = 4, 10, 80
     rec = _labelled_stream_recognizer(dense_bundle, stride_frames=stride, lag_frames=lag,
                                       provisional=True, segments=segments)  # fmt: skip
@@ -421,11 +421,12 @@ def test_provisional_reports_say_now_what_the_lagged_settled_reports_say_later(d
         assert settled.stamp == now.stamp == stamps[k]
         assert np.isclose(now.window_end, stamps[k])  # up to the newest frame
         if segments:  # a running action's span reaches back to where it started, as settled ones do
-            assert now.window_start <= stamps[k - lag + 1] + 1e-9
+            assert now.window_start <= stamps[k - stride + 1] + 1e-9
         else:
-            assert np.isclose(now.window_start, stamps[k - lag + 1])  # right after the settled span
+            assert np.isclose(now.window_start, stamps[k - stride + 1])  # the newest stride's frames
+        assert settled.window_end < stamps[k - lag + 1]  # settled: lag behind
         if not segments:  # one-hot stub: the provisional answer is the majority class of its frames
-            share = np.bincount([_truth(j) for j in range(k - lag + 1, k + 1)], minlength=len(LABELS))
+            share = np.bincount([_truth(j) for j in range(k - stride + 1, k + 1)], minlength=len(LABELS))
             assert now.label == LABELS[int(np.argmax(share))]
         if segments and now.label != "no_action":
             assert now.score > 0 and now.topk_labels[0] != "no_action"

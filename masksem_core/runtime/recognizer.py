@@ -49,7 +49,7 @@ class RecognizerSettings:
     segments: bool = False  # dense bundles with no_action: report whole running action segments
     min_segment_frames: int = 0  # segments: shorter actions are reported again as no_action
     merge_gap_frames: int = 0  # segments: an action resuming within this many frames continues
-    # dense bundles with lag: after each settled report, also report the lag's newest frames from what
+    # dense bundles with lag: after each settled report, also report the newest stride's frames from what
     # the windows so far say (a "now" answer the robot can act on; later settled reports replace it)
     provisional: bool = False
     score_threshold: float = 0.0
@@ -405,11 +405,12 @@ class StreamingRecognizer:
                 out.append(self._recognition(pid, span_probs, (start, end, last, due_since), done))
                 newest = first + len(stamps) - 1
                 if self.settings.provisional and scores.reported < newest:
-                    now_probs = scores.mean(scores.reported + 1, newest)
-                    now_start = scores.stamp(scores.reported + 1)
+                    # "now": the newest stride's frames (those since the previous window), not the whole lag
+                    k0 = max(scores.reported + 1, newest - self.settings.stride_frames + 1)
+                    now_probs, now_start = scores.mean(k0, newest), scores.stamp(k0)
                     if segment:
                         now_probs, now_start = self.segments[pid].peek(
-                            now_probs, newest - scores.reported, now_start, background
+                            now_probs, newest - k0 + 1, now_start, background
                         )
                     span = (now_start, scores.stamp(newest), last, due_since)
                     out.append(self._recognition(pid, now_probs, span, done, provisional=True))
