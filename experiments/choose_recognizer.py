@@ -26,9 +26,13 @@ from masksem_core.runtime import tuning
 from masksem_core.runtime.bundle import load_bundle, set_recognizer_settings
 
 GRID = {
-    "stride_frames": [2, 4],
+    "stride_frames": [2],
     "lag_frames": [0, 4, 8, 12],
-    "smoothing": ["none", "ema"],
+    "segments": [False, True],
+    "provisional": [False, True],
+    "min_segment_frames": [8],
+    "merge_gap_frames": [8],
+    "smoothing": ["none"],
     "score_threshold": [0.0, 0.4],
 }
 
