@@ -126,7 +126,8 @@ class ActionSegment:
     def peek(self, probs: np.ndarray, frames: int, start: float, background: int) -> tuple[np.ndarray, float]:
         """What `update` would report for this chunk, without changing the segment (provisional reports
         of frames that are not settled yet): background as it is; an action joins the running segment
-        (or the one it would resume within `merge_gap`), else starts at `start`."""
+        (or the one it would resume within `merge_gap`), else starts at `start`. Returns the probabilities
+        and the start of the segment the chunk would belong to."""
         if int(np.argmax(probs)) == background:
             return probs, start
         if self.active:
