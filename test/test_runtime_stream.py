@@ -440,3 +440,12 @@ def test_provisional_reports_say_now_what_the_lagged_settled_reports_say_later(d
     assert [(r.label, r.window_start, r.window_end) for r in settled_plain] == [
         (s.label, s.window_start, s.window_end) for _, (s, _) in polls
     ]
+
+
+def test_dense_only_settings_on_a_clip_bundle_are_named_in_a_warning(tmp_path, caplog):
+    torch.manual_seed(0)
+    model = ActionClassifier(tiny_cfg(), 2, "finetune").eval()
+    path = save_bundle(tmp_path / "clip", model, LABELS[:2], "kinect_v1_20", FPS, T, {"crop_ratio": 1.0})
+    with caplog.at_level("WARNING", logger="masksem_core.runtime.recognizer"):
+        StreamingRecognizer(load_bundle(path), RecognizerSettings(lag_frames=4, provisional=True))
+    assert "lag_frames" in caplog.text and "provisional" in caplog.text and "ignored" in caplog.text

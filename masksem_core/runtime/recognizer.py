@@ -206,6 +206,11 @@ class StreamingRecognizer:
         window), and a frame has had all its windows once it is window - 1 behind the newest (lag below
         the window; more lag would only wait longer for nothing, and no frame would ever settle)."""
         if not self.bundle.dense:
+            names = ("lag_frames", "segments", "provisional")
+            dense_only = {k: getattr(s, k) for k in names if getattr(s, k)}
+            if dense_only:
+                log.warning("recognizer settings %s apply to dense (stream-trained) bundles only; this "
+                            "bundle labels whole windows, so they are ignored", dense_only)  # fmt: skip
             return
         w = self.window_frames
         if s.lag_frames >= w:
