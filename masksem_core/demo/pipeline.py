@@ -494,7 +494,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"stream model ({summary['best']} encoder fine-tuned on stream windows): offline clip top-1 "
         f"{_pct(b['offline_top1'])} on the test clips; recogniser settings chosen on validation streams "
         f"of held-out training performers: stride {rec['stride_frames']}, lag {rec['lag_frames']}, "
-        f"threshold {rec['score_threshold']}, smoothing {rec['smoothing']}",
+        f"threshold {rec['score_threshold']}, smoothing {rec['smoothing']}, segments "
+        f"{_on(rec.get('segments'))}, provisional reports {_on(rec.get('provisional'))}",
         f"replay of {summary['data']['recording_s']:.0f} s recording with the bundle's settings: "
         f"segment F1@{seg['iou']:.2f} causal {seg['f1']:.3f} "
         f"(tp {seg['tp']}, fp {seg['fp']}, fn {seg['fn']}) / "
@@ -527,6 +528,10 @@ def _num(value: float | None) -> str:
 
 def _s(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
+
+
+def _on(flag: object) -> str:
+    return "on" if flag else "off"
 
 
 def _pct(value: float | None) -> str:
