@@ -14,6 +14,8 @@ from masksem_core.cli import main
 from masksem_core.train.checkpoint import load_checkpoint, load_classifier
 
 TINY = TINY_MODEL_OVERRIDES
+# nwucla_pretrain defaults to MAMP (issue 19); these tests exercise MaskSem, its teacher and CAM logging
+MASKSEM = ("masking.strategy=semantic", "target.kind=hybrid")
 
 
 def _run(*args: str) -> None:
@@ -35,6 +37,7 @@ def pretrained(nwucla_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
         "--config",
         "nwucla_pretrain",
         *TINY,
+        *MASKSEM,
         f"data.path={nwucla_npz}",
         f"run.out_dir={out}",
         "optim.epochs=4",
@@ -252,6 +255,7 @@ def test_resume_gives_identical_weights(nwucla_npz: Path, tmp_path: Path) -> Non
         "--config",
         "nwucla_pretrain",
         *TINY,
+        *MASKSEM,
         f"data.path={nwucla_npz}",
         "optim.epochs=3",
         "optim.warmup_epochs=1",
