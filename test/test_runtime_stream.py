@@ -399,6 +399,18 @@ def test_streaming_causal_without_streaming_is_refused():
         StreamingConfig(enabled=False, causal=True).validate()
 
 
+def _feed_truth(rec, stamps: np.ndarray) -> list[list]:
+    """Push frame k (its true class in joint 0's x, see _labelled_stream_recognizer) at stamps[k] and
+    poll after each; returns what each poll gave."""
+    out = []
+    for k, stamp in enumerate(stamps):
+        joints = np.zeros((V, 3), np.float32)
+        joints[0, 0] = _truth(k)
+        rec.push("p", stamp, joints)
+        out.append(rec.poll())
+    return out
+
+
 @pytest.mark.parametrize("segments", [False, True])
 def test_provisional_reports_say_now_what_the_lagged_settled_reports_say_later(dense_bundle, segments):
     """provisional: each poll reports the settled span (lag behind) and then the newest stride's frames
@@ -408,14 +420,7 @@ def test_provisional_reports_say_now_what_the_lagged_settled_reports_say_later(d
     rec = _labelled_stream_recognizer(dense_bundle, stride_frames=stride, lag_frames=lag,
                                       provisional=True, segments=segments)  # fmt: skip
     stamps = 100.0 + np.arange(n) / FPS
-    polls = []
-    for k in range(n):
-        joints = np.zeros((V, 3), np.float32)
-        joints[0, 0] = _truth(k)
-        rec.push("p", stamps[k], joints)
-        got = rec.poll()
-        if got:
-            polls.append((k, got))
+    polls = [(k, got) for k, got in enumerate(_feed_truth(rec, stamps)) if got]
     assert polls and all(len(got) == 2 for _, got in polls)
     for k, (settled, now) in polls:
         assert settled.stamp == now.stamp == stamps[k]
@@ -431,12 +436,7 @@ def test_provisional_reports_say_now_what_the_lagged_settled_reports_say_later(d
     assert rec.stats["windows"] == len(polls)  # provisional reports are not extra windows
     # the segment state follows settled reports only: the same settled reports as without provisional
     plain = _labelled_stream_recognizer(dense_bundle, stride_frames=stride, lag_frames=lag, segments=segments)
-    settled_plain = []
-    for k in range(n):
-        joints = np.zeros((V, 3), np.float32)
-        joints[0, 0] = _truth(k)
-        plain.push("p", stamps[k], joints)
-        settled_plain.extend(plain.poll())
+    settled_plain = [r for got in _feed_truth(plain, stamps) for r in got]
     assert [(r.label, r.window_start, r.window_end) for r in settled_plain] == [
         (s.label, s.window_start, s.window_end) for _, (s, _) in polls
     ]

@@ -111,8 +111,9 @@ class ActionSegment:
                 return probs, self.start
             return probs, start
         if not self.active:
-            if self.prev is not None and self.gap <= self.merge_gap:
-                self.start, self.sums, self.count = self.prev[0], self.prev[1].copy(), self.prev[2]
+            joined = self._joins()  # None or the previous segment, resumed within merge_gap
+            if joined is not None:
+                self.start, self.sums, self.count = joined[0], joined[1].copy(), joined[2]
             else:
                 self.start, self.sums, self.count = start, np.zeros_like(probs), 0
             self.active, self.gap = True, 0
@@ -123,20 +124,24 @@ class ActionSegment:
         out[background] = 0.0  # inside an action segment: say which action
         return out, self.start
 
-    def peek(self, probs: np.ndarray, frames: int, start: float, background: int) -> tuple[np.ndarray, float]:
-        """What `update` would report for this chunk, without changing the segment (provisional reports
-        of frames that are not settled yet): background as it is; an action joins the running segment
-        (or the one it would resume within `merge_gap`), else starts at `start`. Returns the probabilities
-        and the start of the segment the chunk would belong to."""
-        if int(np.argmax(probs)) == background:
-            return probs, start
+    def _joins(self) -> tuple[float, np.ndarray, int] | None:
+        """The segment an action chunk would extend: the running one, else the previous one when the
+        action resumes within `merge_gap` frames of its end, else None (a new segment)."""
         if self.active:
-            seg_start, sums, count = self.start, self.sums, self.count
-        elif self.prev is not None and self.gap <= self.merge_gap:
-            seg_start, sums, count = self.prev
-        else:
-            return probs * (np.arange(len(probs)) != background), start
-        assert sums is not None
+            assert self.sums is not None
+            return self.start, self.sums, self.count
+        if self.prev is not None and self.gap <= self.merge_gap:
+            return self.prev
+        return None
+
+    def peek(self, probs: np.ndarray, frames: int, background: int) -> np.ndarray:
+        """The probabilities `update` would report for this chunk, without changing the segment
+        (provisional reports of frames not settled yet): background as it is; an action joins the
+        segment it would extend (`_joins`), else stands alone, background column zeroed."""
+        if int(np.argmax(probs)) == background:
+            return probs
+        joined = self._joins()
+        sums, count = (np.zeros_like(probs), 0) if joined is None else joined[1:]
         out = (sums + probs * frames) / (count + frames)
         out[background] = 0.0
-        return out, seg_start
+        return out

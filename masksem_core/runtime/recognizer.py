@@ -414,8 +414,7 @@ class StreamingRecognizer:
                     k0 = max(scores.reported + 1, newest - self.settings.stride_frames + 1)
                     now_probs, now_start = scores.mean(k0, newest), scores.stamp(k0)
                     if segment:  # the label a running segment would give; the span stays these frames
-                        seg = self.segments[pid]
-                        now_probs, _ = seg.peek(now_probs, newest - k0 + 1, now_start, background)
+                        now_probs = self.segments[pid].peek(now_probs, newest - k0 + 1, background)
                     span = (now_start, scores.stamp(newest), last, due_since)
                     out.append(self._recognition(pid, now_probs, span, done, provisional=True))
             return out
