@@ -394,6 +394,85 @@ def test_a_causal_dense_model_never_uses_future_frames_and_exports_the_same_func
         ActionClassifier(tiny_cfg(), 3, "finetune", causal=True)
 
 
+def test_a_dual_model_answers_bidirectionally_or_causally_and_exports_both(tmp_path):
+    """streaming.dual: one encoder, trained with each clip causal or bidirectional at random; it answers
+    bidirectionally unless asked causal=True, and its export twin, ONNX graph and bundle give both."""
+    from masksem_core.runtime.onnx_backend import OnnxClassifier
+
+    torch.manual_seed(0)
+    dual = ActionClassifier(tiny_cfg(), 3, "finetune", dense=True, background=True, dual=True).eval()
+    x = torch.randn(2, 3, T, V, 1)
+    later = x.clone()
+    later[:, :, 8:] = torch.randn(2, 3, T - 8, V, 1)  # frames 8.. = tokens 2.. changed
+    with torch.no_grad():
+        bi, causal = dual(x), dual(x, causal=True)
+        assert (bi[:, :2] - dual(later)[:, :2]).abs().max() > 1e-3  # default: sees the future
+        assert torch.allclose(causal[:, :2], dual(later, causal=True)[:, :2], atol=1e-6)  # never does
+        twin_bi, twin_causal = ExportableClassifier(dual)(x)
+        assert torch.allclose(twin_bi, bi, atol=1e-5) and torch.allclose(twin_causal, causal, atol=1e-5)
+        # training: each clip one way or the other, at random (the encoder's features: no drop-path
+        # here, and the head's BatchNorm would use batch statistics)
+        dual.train()
+        batch = x[:1].expand(32, -1, -1, -1, -1)
+        got = dual.token_features(batch)
+        dual.eval()
+        is_bi = (got - dual.token_features(batch)).abs().amax(dim=(1, 2, 3)) < 1e-5
+        is_causal = (got - dual.token_features(batch, causal=True)).abs().amax(dim=(1, 2, 3)) < 1e-5
+        assert bool((is_bi ^ is_causal).all()) and 4 < int(is_causal.sum()) < 28
+    graph = onnx_bytes(dual)
+    assert onnx_max_abs_diff(dual, graph, x) < 1e-4
+    session = OnnxClassifier(graph)
+    assert session.outputs == ["logits", "causal_logits"]
+    assert torch.allclose(session(x, causal=True), causal, atol=1e-4)
+    path = save_bundle(tmp_path / "b", dual, LABELS, "kinect_v1_20", FPS, T, {"crop_ratio": 1.0})
+    loaded = load_bundle(path)
+    assert loaded.dual and not loaded.model.causal and torch.allclose(loaded.model(x), bi, atol=1e-6)
+    with pytest.raises(ValueError, match="not both"):
+        ActionClassifier(tiny_cfg(), 3, "finetune", dense=True, causal=True, dual=True)
+    with pytest.raises(ValueError, match="dense"):
+        ActionClassifier(tiny_cfg(), 3, "finetune", dual=True)
+
+
+def test_a_dual_bundle_settles_frames_bidirectionally_and_answers_now_causally(tmp_path):
+    """With provisional reports a dual bundle runs both passes: settled reports merge the bidirectional
+    answers, provisional ones (the newest frames) the causal ones; without provisional only one pass."""
+    torch.manual_seed(0)
+    dual = ActionClassifier(tiny_cfg(), 3, "finetune", dense=True, background=True, dual=True).eval()
+    path = save_bundle(tmp_path / "b", dual, LABELS, "kinect_v1_20", FPS, T, {"crop_ratio": 1.0})
+    stride, lag, n = 4, 10, 60
+    rec = StreamingRecognizer(load_bundle(path), RecognizerSettings(
+        top_k=3, stride_frames=stride, lag_frames=lag, provisional=True))  # fmt: skip
+    calls = []
+
+    def predict(windows: np.ndarray, causal: bool | None = None) -> np.ndarray:
+        """Bidirectional: always no_action; causal: the frame's true class (joint 0's x)."""
+        calls.append(bool(causal))
+        classes = np.rint(windows[:, 0, :, 0, 0]).astype(np.int64) if causal else np.full(
+            windows.shape[:1] + windows.shape[2:3], 2)  # fmt: skip
+        return np.eye(len(LABELS))[classes]
+
+    rec.predict = predict
+    polls = [(k, got) for k, got in enumerate(_feed_truth(rec, 100.0 + np.arange(n) / FPS)) if got]
+    assert polls and calls.count(True) == calls.count(False) == len(polls)
+    for k, (settled, now) in polls:
+        assert settled.label == "no_action"
+        share = np.bincount([_truth(j) for j in range(k - stride + 1, k + 1)], minlength=len(LABELS))
+        assert now.label == LABELS[int(np.argmax(share))]
+    bidirectional = ActionClassifier(tiny_cfg(), 3, "finetune", dense=True, background=True).eval()
+    path = save_bundle(tmp_path / "bi", bidirectional, LABELS, "kinect_v1_20", FPS, T, {"crop_ratio": 1.0})
+    with pytest.raises(ValueError, match="dual or causal"):  # it was never trained to answer causally
+        StreamingRecognizer(load_bundle(path)).predict(np.zeros((1, 1, T, V, 3)), causal=True)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"enabled": False, "dual": True}, "streaming.dual needs"),
+    ({"enabled": True, "dual": True, "causal": True}, "exclude each other"),
+])  # fmt: skip
+def test_dual_stream_settings_that_cannot_work_are_refused(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        StreamingConfig(**fields).validate()
+
+
 def test_streaming_causal_without_streaming_is_refused():
     with pytest.raises(ConfigError, match="streaming.causal"):
         StreamingConfig(enabled=False, causal=True).validate()

@@ -59,6 +59,9 @@ class StreamingConfig:
     # causal attention over temporal tokens: every token is trained as the newest token of a stream is
     # used by a robot (no future frames); see ActionClassifier(causal=True)
     causal: bool = False
+    # both: each training sample causal or bidirectional at random; the model answers a stream's newest
+    # frames causally and its settled frames and whole clips bidirectionally (ActionClassifier(dual=True))
+    dual: bool = False
 
     def validate(self) -> None:
         if self.fps is not None and not self.fps > 0:
@@ -81,6 +84,10 @@ class StreamingConfig:
             raise ConfigError("streaming.background_label must not be empty")
         if self.causal and not self.enabled:
             raise ConfigError("streaming.causal needs streaming.enabled: true (a dense stream model)")
+        if self.dual and not self.enabled:
+            raise ConfigError("streaming.dual needs streaming.enabled: true (a dense stream model)")
+        if self.dual and self.causal:
+            raise ConfigError("streaming.causal and streaming.dual exclude each other: choose one")
 
 
 def data_fps(npz_path: str, fps: float | None = None) -> float:

@@ -32,7 +32,8 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """`mask` (n, n) bool: True where a query may attend to a key (None: every token sees all)."""
+        """`mask` (n, n) or per sample (b, 1, n, n) bool: True where a query may attend to a key (None:
+        every token sees all)."""
         b, n, d = x.shape
         # unbind, not qkv[0..2]: three selects each zero-fill a full-size gradient in backward
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)

@@ -16,7 +16,7 @@ from torch import nn
 
 from masksem_core.model.config import ModelConfig
 from masksem_core.model.encoder import SkeletonEncoder
-from masksem_core.model.persons import PresentSequences
+from masksem_core.model.persons import PresentSequences, select_present
 
 
 class LinearProbeHead(nn.Module):
@@ -64,15 +64,22 @@ class ActionClassifier(nn.Module):
         head_hidden: int = 2048,
         head_dropout_on: Literal["hidden", "tokens"] = "hidden",
         causal: bool = False,
+        dual: bool = False,
     ) -> None:
         """`head_dropout_on="tokens"` moves the fine-tune head's dropout onto the encoder's token features
         before the temporal mean (MAMP's ActionHeadFinetune); "hidden" keeps it after fc -> BN -> ReLU.
         `causal` (dense models): each temporal token attends only to its own and earlier segments, so
-        every token is trained as the newest token of a stream is used (no future context)."""
+        every token is trained as the newest token of a stream is used (no future context).
+        `dual` (dense models): one encoder trained both ways, each training clip causal or bidirectional
+        at random; it answers bidirectionally (whole clips, a stream's settled frames) unless asked
+        `causal=True` (a stream's newest frames), so it need not trade offline accuracy for early answers."""
         super().__init__()
-        if causal and not dense:
-            raise ValueError("causal attention needs a dense (per-token) model")
+        if (causal or dual) and not dense:
+            raise ValueError("causal or dual attention needs a dense (per-token) model")
+        if causal and dual:
+            raise ValueError("choose causal or dual attention, not both")
         self.causal = bool(causal)
+        self.dual = bool(dual)
         if head_dropout_on not in ("hidden", "tokens"):
             raise ValueError(f"unknown head_dropout_on {head_dropout_on!r}; use 'hidden' or 'tokens'")
         on_tokens = head == "finetune" and head_dropout_on == "tokens"
@@ -108,20 +115,33 @@ class ActionClassifier(nn.Module):
         """The pooled (N, D) feature used by linear probes and kNN."""
         return self.pooled_features(x)[0]
 
-    def token_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, V, M) -> per-token, per-joint features (N, L_t, V, D) (mean over present persons)."""
-        feats, sel = self.encoder.forward_sequences(x, causal=self.causal)
+    def attention_mode(self, sel: PresentSequences, causal: bool | None) -> bool | torch.Tensor:
+        """Causal or not, per call or (a dual model in training, `causal` not given) per clip at random,
+        shared by a clip's persons."""
+        if causal is not None:
+            return bool(causal)
+        if self.dual and self.training:
+            per_clip = torch.rand(sel.num_clips, device=sel.seqs.device) < 0.5
+            return per_clip[sel.clip_index]
+        return self.causal
+
+    def token_features(self, x: torch.Tensor, causal: bool | None = None) -> torch.Tensor:
+        """(N, C, T, V, M) -> per-token, per-joint features (N, L_t, V, D) (mean over present persons).
+        `causal` None: the model's own attention (see `attention_mode`)."""
+        sel = select_present(x)
+        feats = self.encoder.encode(sel.seqs, causal=self.attention_mode(sel, causal))
         feats = self.token_dropout(feats)  # identity unless head_dropout_on="tokens" (and training)
         p, length, d = feats.shape
         joints = x.shape[3]
         return sel.pool(feats.view(p, length // joints, joints, d))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Clip logits (N, K), or per-token logits (N, L_t, K) for a dense model."""
+    def forward(self, x: torch.Tensor, causal: bool | None = None) -> torch.Tensor:
+        """Clip logits (N, K), or per-token logits (N, L_t, K) for a dense model (`causal=True`: a dual
+        model's causal answer; None: the model's own attention)."""
         if not self.dense:
             pooled, per_joint = self.pooled_features(x)
             return self.head(pooled, per_joint)
-        tokens = self.token_features(x)  # (N, S, V, D)
+        tokens = self.token_features(x, causal)  # (N, S, V, D)
         n, s, v, d = tokens.shape
         flat = tokens.reshape(n * s, v, d)
         return self.head(flat.mean(dim=1), flat).view(n, s, -1)
@@ -132,11 +152,13 @@ class ActionClassifier(nn.Module):
 
 
 def output_kind(meta: dict) -> dict[str, bool | int]:
-    """`dense` / `background` / `head_hidden` / `causal` constructor arguments from checkpoint or bundle
-    metadata (absent: a clip-level, bidirectional model without background and the METHOD.md head width)."""
+    """`dense` / `background` / `head_hidden` / `causal` / `dual` constructor arguments from checkpoint or
+    bundle metadata (absent: a clip-level, bidirectional model without background and the METHOD.md head
+    width)."""
     return {
         "dense": bool(meta.get("dense")),
         "causal": bool(meta.get("causal")),
+        "dual": bool(meta.get("dual")),
         "background": bool(meta.get("background_label")),
         "head_hidden": int(meta.get("head_hidden") or 2048),
     }

@@ -30,27 +30,32 @@ class SkeletonEncoder(nn.Module):
         init_weights(self.norm)
 
     def encode(
-        self, seqs: torch.Tensor, keep: torch.Tensor | None = None, causal: bool = False
+        self, seqs: torch.Tensor, keep: torch.Tensor | None = None, causal: bool | torch.Tensor = False
     ) -> torch.Tensor:
         """(P, C, T, V) -> (P, L or K, D). `keep` (P, K) selects visible tokens before the blocks.
         `causal`: a token sees only tokens of its own and earlier temporal segments (all joints), so
-        each segment's features are what an online recogniser can know at that segment's end."""
+        each segment's features are what an online recogniser can know at that segment's end; a (P,)
+        bool tensor chooses per sequence (training a model that answers both ways)."""
         tokens = self.embed(seqs)
+        per_sequence = isinstance(causal, torch.Tensor)
         if keep is not None:
-            if causal:
+            if per_sequence or causal:
                 raise ValueError("causal attention is for whole sequences, not masked pre-training")
             tokens = torch.gather(tokens, 1, keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
-        mask = causal_mask(tokens.shape[1], seqs.shape[-1], tokens.device) if causal else None
+        mask = None
+        if per_sequence:
+            past = causal_mask(tokens.shape[1], seqs.shape[-1], tokens.device)
+            mask = (past | ~causal.to(tokens.device).view(-1, 1, 1))[:, None]  # (P, 1, L, L)
+        elif causal:
+            mask = causal_mask(tokens.shape[1], seqs.shape[-1], tokens.device)
         for block in self.blocks:
             tokens = block(tokens, mask)
         return self.norm(tokens)
 
-    def forward_sequences(
-        self, x: torch.Tensor, causal: bool = False
-    ) -> tuple[torch.Tensor, PresentSequences]:
+    def forward_sequences(self, x: torch.Tensor) -> tuple[torch.Tensor, PresentSequences]:
         """Encode only present persons: returns (P, L, D) features and the person bookkeeping."""
         sel = select_present(x)
-        return self.encode(sel.seqs, causal=causal), sel
+        return self.encode(sel.seqs), sel
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, C, T, V, M) -> features (N, M, T/patch, V, D) (zeros for absent slots), present (N, M)."""

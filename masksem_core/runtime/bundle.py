@@ -72,6 +72,11 @@ class Bundle:
         return bool(self.model.dense)
 
     @property
+    def dual(self) -> bool:
+        """The model answers both ways: bidirectional (settled frames) and, asked, causal (newest)."""
+        return bool(self.model.dual)
+
+    @property
     def background_label(self) -> str | None:
         """The label meaning "no action" (the last one) of a stream-trained bundle, else None."""
         return self.labels[-1] if self.model.background else None
@@ -128,6 +133,7 @@ def bundle_files(
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
         "dense": bool(model.dense),
         **({"causal": True} if model.causal else {}),
+        **({"dual": True} if model.dual else {}),
         "background_label": labels[-1] if model.background else None,
         **({"token_frames": int(window_frames or cfg.num_frames) / cfg.num_segments} if model.dense else {}),
         **(extra or {}),
@@ -296,9 +302,14 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     background = meta.get("background_label")
     if background is not None and (not isinstance(background, str) or labels[-1] != background):
         raise BundleError(f"{where}: background_label {background!r} must be the last label ({labels[-1]!r})")
-    dense = meta.get("dense", False)
-    if not isinstance(dense, bool):
-        raise BundleError(f"{where}: field 'dense' must be true or false, got {dense!r}")
+    for key in ("dense", "causal", "dual"):
+        value = meta.get(key, False)
+        if not isinstance(value, bool):
+            raise BundleError(f"{where}: field {key!r} must be true or false, got {value!r}")
+    if (meta.get("causal") or meta.get("dual")) and not meta.get("dense"):
+        raise BundleError(f"{where}: causal or dual attention needs a dense model (dense: true)")
+    if meta.get("causal") and meta.get("dual"):
+        raise BundleError(f"{where}: fields 'causal' and 'dual' exclude each other")
     recognizer = meta.get("recognizer")
     if recognizer is not None and not isinstance(recognizer, dict):
         raise BundleError(f"{where}: field 'recognizer' must be a mapping, got {recognizer!r}")

@@ -29,7 +29,9 @@ TORCHSCRIPT_FILE = "model.torchscript.pt"
 
 
 class ExportableClassifier(nn.Module):
-    """Same function as `ActionClassifier.forward`, written with export-friendly ops."""
+    """Same function as `ActionClassifier.forward`, written with export-friendly ops. A dual model's
+    twin returns both answers, (bidirectional logits, causal logits): the exported graph's outputs
+    `logits` and `causal_logits`."""
 
     def __init__(self, model: ActionClassifier) -> None:
         super().__init__()
@@ -38,7 +40,12 @@ class ExportableClassifier(nn.Module):
         # data-dependent person selection; in eval mode it is affine, so fold it into the Linear.
         self.probe = fold_linear_probe(model.head) if isinstance(model.head, LinearProbeHead) else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if self.model.dual:
+            return self.logits(x, causal=False), self.logits(x, causal=True)
+        return self.logits(x, causal=self.model.causal)
+
+    def logits(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
         n, c, t, v, m = x.shape
         cfg = self.model.cfg
         present = x.abs().amax(dim=(1, 2, 3)) > 0  # (N, M); a clip with nobody keeps slot 0
@@ -46,7 +53,7 @@ class ExportableClassifier(nn.Module):
         present = present | (first[None, :] & ~present.any(dim=1, keepdim=True))
         folded = x.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v)
         flat = present.reshape(-1).nonzero().squeeze(1)  # (P,)
-        feats = self.model.encoder.encode(folded.index_select(0, flat), causal=self.model.causal)
+        feats = self.model.encoder.encode(folded.index_select(0, flat), causal=causal)
         s = t // cfg.patch_len
         per_token = feats.reshape(-1, s, v, cfg.dim)  # (P, S, V, D)
         clip = torch.div(flat, m, rounding_mode="floor")
@@ -116,7 +123,9 @@ def example_input(model: ActionClassifier, batch: int = 2, seed: int = 0) -> tor
 
 
 def onnx_bytes(model: ActionClassifier, opset: int = 17) -> bytes:
-    """The classifier as ONNX (legacy TorchScript-based exporter, `dynamo=False`; dynamic batch)."""
+    """The classifier as ONNX (legacy TorchScript-based exporter, `dynamo=False`; dynamic batch). A dual
+    model's graph has a second output, `causal_logits`."""
+    outputs = ["logits", "causal_logits"] if model.dual else ["logits"]
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shape checks that are constant here
@@ -126,9 +135,9 @@ def onnx_bytes(model: ActionClassifier, opset: int = 17) -> bytes:
             buf,
             dynamo=False,
             input_names=["clips"],
-            output_names=["logits"],
+            output_names=outputs,
             opset_version=opset,
-            dynamic_axes={"clips": {0: "batch"}, "logits": {0: "batch"}},
+            dynamic_axes={"clips": {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
         )
     return buf.getvalue()
 

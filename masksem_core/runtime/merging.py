@@ -4,7 +4,8 @@ A dense model labels every temporal token of a window; windows overlap (a new on
 frames), so each grid frame is seen by up to `window / stride` windows, early ones with little
 context after it, later ones with more. `FrameScores` keeps, for the last `capacity` grid frames of a
 track, the sum of the probabilities every window gave the frame and how many windows did; the mean is
-the merged estimate. Memory is a fixed ring: flat for any stream length.
+the merged estimate. Memory is a fixed ring: flat for any stream length. A dual bundle's causal
+probabilities (what each window said of a frame from the frames up to it) ride along in a second sum.
 """
 
 from __future__ import annotations
@@ -28,34 +29,48 @@ class FrameScores:
         self.counts = np.zeros(self.capacity, np.int64)
         self.index = np.full(self.capacity, -1, np.int64)  # grid frame number held in each slot
         self.stamps = np.zeros(self.capacity, np.float64)
+        self.causal_sums: np.ndarray | None = None  # allocated by the first `add` with causal_probs
         self.reported = -1  # newest grid frame already reported
 
     def reset(self) -> None:
         self.sums[:] = 0.0
+        if self.causal_sums is not None:
+            self.causal_sums[:] = 0.0
         self.counts[:] = 0
         self.index[:] = -1
         self.reported = -1
 
-    def add(self, first: int, probs: np.ndarray, stamps: np.ndarray) -> None:
-        """Add a window's per-frame probabilities (W, K) for grid frames first .. first + W - 1."""
+    def add(
+        self, first: int, probs: np.ndarray, stamps: np.ndarray, causal_probs: np.ndarray | None = None
+    ) -> None:
+        """Add a window's per-frame probabilities (W, K) for grid frames first .. first + W - 1 (and a
+        dual model's causal ones, same shape)."""
         ks = first + np.arange(len(probs))
         slots = ks % self.capacity
         stale = self.index[slots] != ks  # slot last held an older frame: start it afresh
+        if causal_probs is not None and self.causal_sums is None:
+            self.causal_sums = np.zeros_like(self.sums)
         self.sums[slots[stale]] = 0.0
+        if self.causal_sums is not None:
+            self.causal_sums[slots[stale]] = 0.0
+            if causal_probs is not None:
+                self.causal_sums[slots] += causal_probs
         self.counts[slots[stale]] = 0
         self.index[slots] = ks
         self.sums[slots] += probs
         self.counts[slots] += 1
         self.stamps[slots] = stamps
 
-    def mean(self, k0: int, k1: int) -> np.ndarray:
-        """Mean over grid frames k0..k1 (inclusive) of each frame's merged probabilities (K,)."""
+    def mean(self, k0: int, k1: int, causal: bool = False) -> np.ndarray:
+        """Mean over grid frames k0..k1 (inclusive) of each frame's merged probabilities (K,) (`causal`:
+        of the causal ones, when windows brought them)."""
         ks = np.arange(k0, k1 + 1)
         slots = ks % self.capacity
         held = (self.index[slots] == ks) & (self.counts[slots] > 0)
         if not held.any():
             raise KeyError(f"no scores for grid frames {k0}..{k1}")
-        per_frame = self.sums[slots[held]] / self.counts[slots[held], None]
+        sums = self.causal_sums if causal and self.causal_sums is not None else self.sums
+        per_frame = sums[slots[held]] / self.counts[slots[held], None]
         return per_frame.mean(axis=0)
 
     def first_held(self, k0: int, k1: int) -> int:

@@ -82,7 +82,12 @@ class OnnxClassifier:
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(onnx_model, options, providers=providers)
 
-    def __call__(self, clips: torch.Tensor) -> torch.Tensor:
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, clips: torch.Tensor, causal: bool | None = None) -> torch.Tensor:
+        """`causal=True`: a dual model's causal answer (its graph's `causal_logits` output; ONNX Runtime
+        computes only the requested output's subgraph)."""
+        name = "causal_logits" if causal and "causal_logits" in self.outputs else "logits"
         x = clips.detach().to("cpu", torch.float32).numpy()
-        (logits,) = self.session.run(None, {"clips": np.ascontiguousarray(x)})
+        (logits,) = self.session.run([name], {"clips": np.ascontiguousarray(x)})
         return torch.from_numpy(logits)

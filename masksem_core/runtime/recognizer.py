@@ -50,7 +50,8 @@ class RecognizerSettings:
     min_segment_frames: int = 0  # segments: shorter actions are reported again as no_action
     merge_gap_frames: int = 0  # segments: an action resuming within this many frames continues
     # dense bundles with lag: after each settled report, also report the newest stride's frames from what
-    # the windows so far say (a "now" answer the robot can act on; later settled reports replace it)
+    # the windows so far say (a "now" answer the robot can act on; later settled reports replace it); a
+    # dual bundle answers them from its causal pass, the settled frames from its bidirectional one
     provisional: bool = False
     score_threshold: float = 0.0
     smoothing: Literal["none", "ema", "majority"] = "none"
@@ -383,8 +384,10 @@ class StreamingRecognizer:
                 first = track.count - len(stamps)  # grid frame number of the window's first frame
                 spans.append((first, stamps.copy(), last, track.due_since, self.scores.get(pid)))
                 track.mark_emitted()
+        both = self.bundle.dual and self.settings.provisional  # the newest frames from the causal pass
         try:
             probs = self.predict(np.stack(clips))
+            now_probs = self.predict(np.stack(clips), causal=True) if both else [None] * len(probs)
         except Exception:  # e.g. out of GPU memory: skip these windows, keep running
             if _worth_logging(self._counts["inference_errors"]):
                 log.exception("recognizer forward pass failed for %d windows", len(clips))
@@ -393,13 +396,15 @@ class StreamingRecognizer:
         done = time.perf_counter()
         with self._lock:
             out = []
-            for (pid, _), p, (first, stamps, last, due_since, scores) in zip(due, probs, spans):
+            for (pid, _), p, now_p, (first, stamps, last, due_since, scores) in zip(
+                due, probs, now_probs, spans
+            ):
                 if not self.bundle.dense:
                     out.append(self._recognition(pid, p, (stamps[0], stamps[-1], last, due_since), done))
                     continue
                 if scores is None or self.scores.get(pid) is not scores:
                     continue  # the track was dropped while the forward pass ran
-                merged = self._merge(scores, first, stamps, p)
+                merged = self._merge(scores, first, stamps, p, now_p)
                 if merged is None:
                     continue
                 span_probs, start, end, frames = merged
@@ -412,15 +417,20 @@ class StreamingRecognizer:
                 if self.settings.provisional and scores.reported < newest:
                     # "now": the newest stride's frames (those since the previous window), not the whole lag
                     k0 = max(scores.reported + 1, newest - self.settings.stride_frames + 1)
-                    now_probs, now_start = scores.mean(k0, newest), scores.stamp(k0)
+                    now, now_start = scores.mean(k0, newest, causal=both), scores.stamp(k0)
                     if segment:  # the label a running segment would give; the span stays these frames
-                        now_probs = self.segments[pid].peek(now_probs, newest - k0 + 1, background)
+                        now = self.segments[pid].peek(now, newest - k0 + 1, background)
                     span = (now_start, scores.stamp(newest), last, due_since)
-                    out.append(self._recognition(pid, now_probs, span, done, provisional=True))
+                    out.append(self._recognition(pid, now, span, done, provisional=True))
             return out
 
     def _merge(
-        self, scores: FrameScores, first: int, stamps: np.ndarray, token_probs: np.ndarray
+        self,
+        scores: FrameScores,
+        first: int,
+        stamps: np.ndarray,
+        token_probs: np.ndarray,
+        causal_token_probs: np.ndarray | None = None,
     ) -> tuple[np.ndarray, float, float, int] | None:
         """Add a dense window to the person's per-frame scores and return the merged probabilities of
         the frames now settled (new since the last report, `lag_frames` behind the newest) and their
@@ -429,7 +439,8 @@ class StreamingRecognizer:
         A continuing track resumes right after its last report even when that lies before this window
         (lag + stride > window, or a late poll): those frames are still in the ring (2 windows)."""
         w = len(stamps)
-        scores.add(first, frame_probs(token_probs, w), stamps)
+        causal = frame_probs(causal_token_probs, w) if causal_token_probs is not None else None
+        scores.add(first, frame_probs(token_probs, w), stamps, causal)
         k1 = first + w - 1 - self.settings.lag_frames
         if scores.reported >= 0:  # continue where the last report ended (a late poll included)
             k0 = scores.first_held(scores.reported + 1, k1)
@@ -468,16 +479,19 @@ class StreamingRecognizer:
         return out
 
     @torch.inference_mode()
-    def predict(self, windows: np.ndarray) -> np.ndarray:
+    def predict(self, windows: np.ndarray, causal: bool | None = None) -> np.ndarray:
         """(N, M, W, V, 3) windows -> (N, K) class probabilities ((N, L_t, K) per token for a dense
-        bundle), in chunks of `max_batch`."""
+        bundle), in chunks of `max_batch`. `causal=True`: a dual bundle's causal answer."""
         b = self.bundle
+        if causal and not (b.dual or b.model.causal):
+            raise ValueError("predict(causal=True) needs a dual or causal bundle; this one is bidirectional")
         out = []
         for i in range(0, len(windows), self.settings.max_batch):
             x = windows_to_clips(
                 windows[i : i + self.settings.max_batch], b.centre_joint, b.clip_length, b.crop_ratio
             )
-            logits = self.model(x.to(self.device, self.dtype))
+            x = x.to(self.device, self.dtype)
+            logits = self.model(x, causal=True) if causal else self.model(x)
             out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
         self._counts["forward_passes"] += len(out)
         return np.concatenate(out)

@@ -47,7 +47,7 @@ def build_classifier(cfg: ExperimentConfig, num_classes: int, head: str) -> Acti
     model = ActionClassifier(
         cfg.model, num_classes, head, cfg.run.head_dropout, dense=dense, background=dense,
         head_hidden=cfg.run.head_hidden, head_dropout_on=cfg.run.head_dropout_on,
-        causal=dense and cfg.streaming.causal,
+        causal=dense and cfg.streaming.causal, dual=dense and cfg.streaming.dual,
     )
     if cfg.run.pretrained:
         payload = ckpt.load_checkpoint(cfg.run.pretrained)
@@ -72,6 +72,7 @@ def classifier_payload(
         "head": model.head_kind,
         "head_hidden": model.head_hidden,
         "causal": model.causal,
+        "dual": model.dual,
         "labels": list(_labels(dataset)),
         "layout": layout.name,
         "epoch": epoch,
