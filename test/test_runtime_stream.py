@@ -464,6 +464,22 @@ def test_a_dual_bundle_settles_frames_bidirectionally_and_answers_now_causally(t
         StreamingRecognizer(load_bundle(path)).predict(np.zeros((1, 1, T, V, 3)), causal=True)
 
 
+def test_the_tuning_cache_keeps_a_dual_bundles_two_passes_apart(tmp_path):
+    from masksem_core.runtime.tuning import CachedPredict
+
+    torch.manual_seed(0)
+    dual = ActionClassifier(tiny_cfg(), 3, "finetune", dense=True, background=True, dual=True).eval()
+    rec = StreamingRecognizer(load_bundle(save_bundle(
+        tmp_path / "b", dual, LABELS, "kinect_v1_20", FPS, T, {"crop_ratio": 1.0})))  # fmt: skip
+    windows = np.random.default_rng(0).normal(0, 0.3, (2, 1, T, V, 3)).astype(np.float32)
+    cache = CachedPredict(rec.predict)
+    for _ in range(2):
+        assert np.allclose(cache(windows), rec.predict(windows), atol=1e-6)
+        assert np.allclose(cache(windows, causal=True), rec.predict(windows, causal=True), atol=1e-6)
+    assert (cache.misses, cache.hits) == (4, 4)
+    assert not np.allclose(rec.predict(windows), rec.predict(windows, causal=True), atol=1e-4)
+
+
 @pytest.mark.parametrize("fields, message", [
     ({"enabled": False, "dual": True}, "streaming.dual needs"),
     ({"enabled": True, "dual": True, "causal": True}, "exclude each other"),

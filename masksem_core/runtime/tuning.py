@@ -54,17 +54,18 @@ def validation_streams(
 
 
 class CachedPredict:
-    """Wraps a recogniser's `predict` with a cache keyed by the window's bytes."""
+    """Wraps a recogniser's `predict` with a cache keyed by the window's bytes (and, for a dual bundle,
+    which of its two passes)."""
 
     def __init__(self, predict: Any) -> None:
         self.predict, self.cache, self.hits, self.misses = predict, {}, 0, 0
 
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
+    def __call__(self, windows: np.ndarray, causal: bool | None = None) -> np.ndarray:
         out = []
         for w in windows:
-            key = hashlib.blake2b(np.ascontiguousarray(w).tobytes(), digest_size=16).digest()
+            key = hashlib.blake2b(np.ascontiguousarray(w).tobytes(), digest_size=16).digest(), bool(causal)
             if key not in self.cache:
-                self.cache[key] = self.predict(w[None])[0]
+                self.cache[key] = (self.predict(w[None], causal=True) if causal else self.predict(w[None]))[0]
                 self.misses += 1
             else:
                 self.hits += 1
