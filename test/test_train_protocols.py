@@ -295,3 +295,25 @@ def test_semi_supervised_draws_report_mean_and_std(
     assert res["draws"] == 2 and len(res["top1_per_draw"]) == 2
     assert res["top1_mean"] == pytest.approx(sum(res["top1_per_draw"]) / 2)
     assert (tmp_path / "draw0" / "classifier.pt").exists() and (tmp_path / "draw1" / "classifier.pt").exists()
+
+
+def test_a_dual_stream_model_trains_both_passes_and_is_scored_bidirectionally(
+    pretrained: Path, nwucla_npz: Path, tmp_path: Path
+) -> None:
+    """streaming.dual on real clips: the loss covers both passes (per-token labels repeated), the checkpoint
+    says dual, and offline scoring (finetune's top-1, evaluate) uses the bidirectional answer."""
+    from masksem_core.runtime.export import load_classifier_checkpoint
+
+    ft = tmp_path / "ft"
+    stream = ("streaming.enabled=true", "streaming.dual=true", "optim.epochs=2", "data.val_fraction=null",
+              "optim.average_fraction=null")  # fmt: skip
+    _run(*_finetune_args(pretrained, nwucla_npz, ft, *stream))
+    rows = _log(ft)
+    assert len(rows) == 2 and all(np.isfinite(float(r["loss"])) for r in rows)
+    model, meta = load_classifier_checkpoint(ft / "classifier.pt")
+    assert meta["dual"] and model.dual and not model.causal
+    ev = tmp_path / "ev"
+    _run("evaluate", "--config", "nwucla_finetune", *TINY, f"data.path={nwucla_npz}", f"run.out_dir={ev}",
+         "--checkpoint", str(ft / "classifier.pt"))  # fmt: skip
+    top1 = json.loads((ft / "results.json").read_text())["top1"]
+    assert json.loads((ev / "results.json").read_text())["top1"] == pytest.approx(top1)

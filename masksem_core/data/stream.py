@@ -59,7 +59,7 @@ class StreamingConfig:
     # causal attention over temporal tokens: every token is trained as the newest token of a stream is
     # used by a robot (no future frames); see ActionClassifier(causal=True)
     causal: bool = False
-    # both: each training sample causal or bidirectional at random; the model answers a stream's newest
+    # both: every training sample through both attentions (2x the encoder's work); answers a stream's newest
     # frames causally and its settled frames and whole clips bidirectionally (ActionClassifier(dual=True))
     dual: bool = False
 

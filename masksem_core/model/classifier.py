@@ -70,9 +70,10 @@ class ActionClassifier(nn.Module):
         before the temporal mean (MAMP's ActionHeadFinetune); "hidden" keeps it after fc -> BN -> ReLU.
         `causal` (dense models): each temporal token attends only to its own and earlier segments, so
         every token is trained as the newest token of a stream is used (no future context).
-        `dual` (dense models): one encoder trained both ways, each training clip causal or bidirectional
-        at random; it answers bidirectionally (whole clips, a stream's settled frames) unless asked
-        `causal=True` (a stream's newest frames), so it need not trade offline accuracy for early answers."""
+        `dual` (dense models): one encoder trained both ways, every training clip through both attentions
+        (in training, `forward` returns the bidirectional tokens then the causal ones, (N, 2 L_t, K));
+        it answers bidirectionally (whole clips, a stream's settled frames) unless asked `causal=True` (a
+        stream's newest frames), so it need not trade offline accuracy for early answers."""
         super().__init__()
         if (causal or dual) and not dense:
             raise ValueError("causal or dual attention needs a dense (per-token) model")
@@ -115,25 +116,25 @@ class ActionClassifier(nn.Module):
         """The pooled (N, D) feature used by linear probes and kNN."""
         return self.pooled_features(x)[0]
 
-    def attention_mode(self, sel: PresentSequences, causal: bool | None) -> bool | torch.Tensor:
-        """Causal or not, per call or (a dual model in training, `causal` not given) per clip at random,
-        shared by a clip's persons."""
-        if causal is not None:
-            return bool(causal)
-        if self.dual and self.training:
-            per_clip = torch.rand(sel.num_clips, device=sel.seqs.device) < 0.5
-            return per_clip[sel.clip_index]
-        return self.causal
-
     def token_features(self, x: torch.Tensor, causal: bool | None = None) -> torch.Tensor:
         """(N, C, T, V, M) -> per-token, per-joint features (N, L_t, V, D) (mean over present persons).
-        `causal` None: the model's own attention (see `attention_mode`)."""
+        `causal` None: the model's own attention; a dual model in training runs every sequence both ways
+        in one batched pass and returns (N, 2 L_t, V, D), the bidirectional tokens first."""
         sel = select_present(x)
-        feats = self.encoder.encode(sel.seqs, causal=self.attention_mode(sel, causal))
-        feats = self.token_dropout(feats)  # identity unless head_dropout_on="tokens" (and training)
-        p, length, d = feats.shape
+        seqs, mode = sel.seqs, self.causal if causal is None else bool(causal)
+        both = self.dual and self.training and causal is None
+        if both:
+            p = seqs.shape[0]
+            seqs = torch.cat([seqs, seqs])
+            mode = torch.arange(2 * p, device=seqs.device) >= p  # (2P,): the second copy causal
+        # token dropout: identity unless head_dropout_on="tokens" (and training)
+        feats = self.token_dropout(self.encoder.encode(seqs, causal=mode))
         joints = x.shape[3]
-        return sel.pool(feats.view(p, length // joints, joints, d))
+        feats = feats.view(feats.shape[0], feats.shape[1] // joints, joints, feats.shape[-1])
+        if both:
+            bi, past = feats.chunk(2)
+            return torch.cat([sel.pool(bi), sel.pool(past)], dim=1)
+        return sel.pool(feats)
 
     def forward(self, x: torch.Tensor, causal: bool | None = None) -> torch.Tensor:
         """Clip logits (N, K), or per-token logits (N, L_t, K) for a dense model (`causal=True`: a dual

@@ -139,6 +139,8 @@ def classify_epoch(
         labels = labels.to(ctx.device, non_blocking=True)
         with autocast(ctx.device, ctx.precision):
             logits = model(clips)
+            if logits.dim() == 3 and logits.shape[1] == 2 * labels.shape[1]:
+                labels = labels.repeat(1, 2)  # a dual model trains both passes: (N, 2 L_t, K)
             # a dense model's (N, L_t, K) logits with per-token labels (N, L_t): one loss per token
             scores = logits.float().transpose(1, 2) if logits.dim() == 3 else logits.float()
             loss = F.cross_entropy(scores, labels, label_smoothing=label_smoothing)
