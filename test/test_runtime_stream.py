@@ -421,7 +421,11 @@ def test_a_dual_model_answers_bidirectionally_or_causally_and_exports_both(tmp_p
         assert torch.allclose(got[:, :s], dual.token_features(x), atol=1e-5)
         assert torch.allclose(got[:, s:], dual.token_features(x, causal=True), atol=1e-5)
     graph = onnx_bytes(dual)
-    assert onnx_max_abs_diff(dual, graph, x) < 1e-4
+    assert onnx_max_abs_diff(dual, graph, x) < 1e-4  # both outputs
+    broken = copy.deepcopy(dual)
+    broken.dual = False  # exports only the bidirectional output: the parity check must notice a missing one
+    with pytest.raises(ValueError):
+        onnx_max_abs_diff(dual, onnx_bytes(broken), x)
     session = OnnxClassifier(graph)
     assert session.outputs == ["logits", "causal_logits"]
     assert torch.allclose(session(x, causal=True), causal, atol=1e-4)

@@ -160,13 +160,15 @@ def torchscript_bytes(model: ActionClassifier) -> bytes:
 def onnx_and_torch_logits(
     model: ActionClassifier, onnx_model: bytes, x: torch.Tensor
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The logits of `x` from ONNX Runtime and from PyTorch, side by side."""
+    """The logits of `x` from ONNX Runtime and from PyTorch, side by side (a dual model's two outputs
+    stacked along the batch axis: bidirectional, then causal)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
-    got = session.run(None, {"clips": x.numpy().astype(np.float32)})[0]
+    got = np.concatenate(session.run(None, {"clips": x.numpy().astype(np.float32)}))
     with torch.inference_mode():
-        want = model(x).numpy()
+        passes = [model(x), model(x, causal=True)] if model.dual else [model(x)]
+        want = torch.cat(passes).numpy()
     return got, want
 
 
