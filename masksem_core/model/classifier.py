@@ -73,7 +73,8 @@ class ActionClassifier(nn.Module):
         `dual` (dense models): one encoder trained both ways, every training clip through both attentions
         (in training, `forward` returns the bidirectional tokens then the causal ones, (N, 2 L_t, K));
         it answers bidirectionally (whole clips, a stream's settled frames) unless asked `causal=True` (a
-        stream's newest frames), so it need not trade offline accuracy for early answers."""
+        stream's newest frames): meant not to trade offline accuracy for early answers, it did worse than
+        a causal model on NW-UCLA's validation streams (docs/results.md, session 7)."""
         super().__init__()
         if (causal or dual) and not dense:
             raise ValueError("causal or dual attention needs a dense (per-token) model")
