@@ -16,7 +16,7 @@ from masksem_core.data.arrays import write_split_npz
 from masksem_core.data.feeder import SkeletonClips
 from masksem_core.data.stream import StreamingConfig, StreamWindows, centre_window, data_fps, token_labels
 from masksem_core.model import ActionClassifier, ModelConfig
-from masksem_core.runtime.bundle import load_bundle, save_bundle
+from masksem_core.runtime.bundle import BundleError, load_bundle, save_bundle
 from masksem_core.runtime.export import ExportableClassifier, export, onnx_bytes, onnx_max_abs_diff
 from masksem_core.runtime.merging import FrameScores, frame_probs
 from masksem_core.runtime.recognizer import RecognizerSettings, StreamingRecognizer
@@ -434,6 +434,10 @@ def test_a_dual_model_answers_bidirectionally_or_causally_and_exports_both(tmp_p
     assert loaded.dual and not loaded.model.causal and torch.allclose(loaded.model(x), bi, atol=1e-6)
     with pytest.raises(ValueError, match="not both"):
         ActionClassifier(tiny_cfg(), 3, "finetune", dense=True, causal=True, dual=True)
+    meta_file = path / "bundle.yaml"
+    meta_file.write_text(meta_file.read_text().replace("dual: true", "dual: true\ncausal: true"))
+    with pytest.raises(BundleError, match=r"bundle\.yaml: choose causal or dual attention, not both"):
+        load_bundle(path)
     with pytest.raises(ValueError, match="dense"):
         ActionClassifier(tiny_cfg(), 3, "finetune", dual=True)
 

@@ -306,14 +306,13 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
         value = meta.get(key, False)
         if not isinstance(value, bool):
             raise BundleError(f"{where}: field {key!r} must be true or false, got {value!r}")
-    if (meta.get("causal") or meta.get("dual")) and not meta.get("dense"):
-        raise BundleError(f"{where}: causal or dual attention needs a dense model (dense: true)")
-    if meta.get("causal") and meta.get("dual"):
-        raise BundleError(f"{where}: fields 'causal' and 'dual' exclude each other")
     recognizer = meta.get("recognizer")
     if recognizer is not None and not isinstance(recognizer, dict):
         raise BundleError(f"{where}: field 'recognizer' must be a mapping, got {recognizer!r}")
-    model = ActionClassifier(cfg, num_classes, head, **output_kind(meta))
+    try:  # the model's own rules on its kind (causal or dual needs dense, not both, ...), named here
+        model = ActionClassifier(cfg, num_classes, head, **output_kind(meta))
+    except ValueError as exc:
+        raise BundleError(f"{where}: {exc}") from None
     try:
         state = load_safetensors(weights)
         model.load_state_dict(state, strict=True)

@@ -385,9 +385,10 @@ class StreamingRecognizer:
                 spans.append((first, stamps.copy(), last, track.due_since, self.scores.get(pid)))
                 track.mark_emitted()
         both = self.bundle.dual and self.settings.provisional  # the newest frames from the causal pass
+        windows = np.stack(clips)
         try:
-            probs = self.predict(np.stack(clips))
-            now_probs = self.predict(np.stack(clips), causal=True) if both else [None] * len(probs)
+            probs = self.predict(windows)
+            now_probs = self.predict(windows, causal=True) if both else [None] * len(probs)
         except Exception:  # e.g. out of GPU memory: skip these windows, keep running
             if _worth_logging(self._counts["inference_errors"]):
                 log.exception("recognizer forward pass failed for %d windows", len(clips))
