@@ -45,6 +45,7 @@ PARAMETERS: dict[str, Any] = {
     "provisional": False,  # dense bundles with lag: also report the newest, unsettled frames ("now")
     "min_segment_frames": 0,
     "merge_gap_frames": 0,
+    "segment_weight": -1.0,  # the segment classifier's share in a segment's label (< 0: the bundle's)
     "top_k": 5,
     "max_persons": 8,
     "track_timeout_s": 2.0,  # forget a person not seen for this long
@@ -57,13 +58,15 @@ PARAMETERS: dict[str, Any] = {
     "stale_after_s": 2.0,  # no input message at all for this long -> STALE diagnostic
     "drop_window_s": 5.0,  # drop rates and malformed-only input are judged over this sliding window
 }
-FROM_BUNDLE = ("stride_frames", "score_threshold", "smoothing", "smoothing_alpha", "smoothing_window")
+FROM_BUNDLE = (
+    "stride_frames", "score_threshold", "smoothing", "smoothing_alpha", "smoothing_window", "segment_weight",
+)  # fmt: skip
 FALLBACK = {"stride_frames": 15, "score_threshold": 0.5, "smoothing": "ema", "smoothing_alpha": 0.5,
-            "smoothing_window": 5}  # fmt: skip
+            "smoothing_window": 5, "segment_weight": 0.0}  # fmt: skip
 SETTING_NAMES = (
     "device", "precision", "backend", "num_threads", "stride_frames", "score_threshold", "smoothing",
     "smoothing_alpha", "smoothing_window", "top_k", "max_persons", "track_timeout_s", "lag_frames",
-    "segments", "min_segment_frames", "merge_gap_frames", "provisional",
+    "segments", "min_segment_frames", "merge_gap_frames", "provisional", "segment_weight",
 )  # fmt: skip
 # Need a restart (a new model, new subscriptions or timers): refused by `ros2 param set`.
 READ_ONLY = (

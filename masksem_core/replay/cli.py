@@ -50,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="score below which a window is reported as unknown",
     )
+    rec.add_argument(
+        "--segment-weight",
+        type=float,
+        default=None,
+        help="share of the bundle's segment classifier in a running segment's label (0: the dense model's)",
+    )
     rec.add_argument("--smoothing", choices=("none", "ema", "majority"), default=None)
     rec.add_argument("--smoothing-alpha", type=float, default=None, help="ema weight of the newest window")
     rec.add_argument("--smoothing-window", type=int, default=None, help="windows a majority vote spans")
@@ -83,6 +89,7 @@ OVERRIDES = (  # flag -> RecognizerSettings field
     ("window", "window_frames"),
     ("stride", "stride_frames"),
     ("threshold", "score_threshold"),
+    ("segment_weight", "segment_weight"),
     ("smoothing", "smoothing"),
     ("smoothing_alpha", "smoothing_alpha"),
     ("smoothing_window", "smoothing_window"),

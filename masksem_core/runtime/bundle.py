@@ -5,6 +5,11 @@ A bundle is `weights.safetensors` (tensors only: loading it can never run code) 
 the weights' SHA-256). The ROS nodes, bag replay and the recogniser take nothing but a bundle path,
 so a model trained anywhere runs on a robot without its training config or code version.
 A `.tar`, `.tar.gz`/`.tgz` or `.zip` of that directory loads the same way, read in memory.
+
+A stream-trained (dense) bundle may carry a second model, a **segment classifier**: a whole-clip
+classifier of the same actions (`segment_weights.safetensors`, described under `segment_classifier:`),
+which the recogniser asks about each running action segment as a whole (`RecognizerSettings.segment_weight`).
+Weights may be stored in float16 (`weights_dtype`) to keep two models small; they load as float32.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from masksem_core.model.config import ModelConfig
 FORMAT = "masksem-bundle"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.safetensors"
+SEGMENT_WEIGHTS_FILE = "segment_weights.safetensors"
+WEIGHTS_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 META_FILE = "bundle.yaml"
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
 DEFAULT_CROP_RATIO = 0.95  # the training feeder's test-time centre crop (METHOD.md)
@@ -53,6 +60,7 @@ class Bundle:
     normalisation: dict[str, Any]
     path: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    segment_model: ActionClassifier | None = None  # whole-clip classifier of the actions (dense bundles)
 
     @property
     def num_persons(self) -> int:
@@ -82,6 +90,21 @@ class Bundle:
         return self.labels[-1] if self.model.background else None
 
     @property
+    def action_labels(self) -> list[str]:
+        """The labels without the background one: the segment classifier's classes."""
+        return self.labels[:-1] if self.model.background else list(self.labels)
+
+    @property
+    def segment_clip_length(self) -> int:
+        return int(self.segment_model.cfg.num_frames) if self.segment_model is not None else 0
+
+    @property
+    def segment_crop_ratio(self) -> float:
+        """The segment classifier's test-time centre crop (it was trained on whole clips, like `evaluate`)."""
+        seg = self.meta.get("segment_classifier") or {}
+        return float((seg.get("normalisation") or {}).get("crop_ratio", DEFAULT_CROP_RATIO))
+
+    @property
     def recognizer(self) -> dict[str, Any]:
         """The recogniser settings chosen for this model (interface 3); empty when none were written."""
         return dict(self.meta.get("recognizer") or {})
@@ -100,8 +123,14 @@ def bundle_files(
     window_frames: int | None = None,
     normalisation: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    segment_model: ActionClassifier | None = None,
+    weights_dtype: str = "float32",
 ) -> dict[str, bytes]:
-    """The bundle's files as bytes (name -> content), validated; `save_bundle` writes them."""
+    """The bundle's files as bytes (name -> content), validated; `save_bundle` writes them.
+
+    `segment_model`: a whole-clip classifier of the same actions (the labels without the background
+    one), same layout and persons, for a dense model with a background class. `weights_dtype` float16
+    halves the files (the models still run in float32)."""
     lay = get_layout(layout) if isinstance(layout, str) else layout
     cfg: ModelConfig = model.cfg
     if len(labels) != model.num_classes:
@@ -111,11 +140,15 @@ def bundle_files(
     if not fps > 0:
         raise BundleError(f"fps must be > 0, got {fps}")
     norm = {"centre_joint": lay.centre_joint, "crop_ratio": DEFAULT_CROP_RATIO, **(normalisation or {})}
-    state = {
-        k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous().clone()
-        for k, v in model.state_dict().items()
-    }
-    weights = save_safetensors(state)
+    if weights_dtype not in WEIGHTS_DTYPES:
+        raise BundleError(f"weights_dtype must be one of {sorted(WEIGHTS_DTYPES)}, got {weights_dtype!r}")
+    weights = _weights_bytes(model, WEIGHTS_DTYPES[weights_dtype])
+    files: dict[str, bytes] = {WEIGHTS_FILE: weights}
+    segment: dict[str, Any] = {}
+    if segment_model is not None:
+        segment = _segment_meta(model, segment_model, labels)
+        files[SEGMENT_WEIGHTS_FILE] = _weights_bytes(segment_model, WEIGHTS_DTYPES[weights_dtype])
+        segment["weights_sha256"] = hashlib.sha256(files[SEGMENT_WEIGHTS_FILE]).hexdigest()
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -131,14 +164,53 @@ def bundle_files(
         "normalisation": {k: (float(v) if k == "crop_ratio" else v) for k, v in norm.items()},
         "weights": WEIGHTS_FILE,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        **({"weights_dtype": weights_dtype} if weights_dtype != "float32" else {}),
         "dense": bool(model.dense),
         **({"causal": True} if model.causal else {}),
         **({"dual": True} if model.dual else {}),
         "background_label": labels[-1] if model.background else None,
         **({"token_frames": int(window_frames or cfg.num_frames) / cfg.num_segments} if model.dense else {}),
+        **({"segment_classifier": segment} if segment else {}),
         **(extra or {}),
     }
-    return {WEIGHTS_FILE: weights, META_FILE: yaml.safe_dump(meta, sort_keys=False).encode()}
+    files[META_FILE] = yaml.safe_dump(meta, sort_keys=False).encode()
+    return files
+
+
+def _weights_bytes(model: ActionClassifier, dtype: torch.dtype) -> bytes:
+    state = {
+        k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous().clone()
+        for k, v in model.state_dict().items()
+    }
+    return save_safetensors(state)
+
+
+def _segment_meta(model: ActionClassifier, segment: ActionClassifier, labels: list[str]) -> dict[str, Any]:
+    """The `segment_classifier:` block, after checking that the two models fit together."""
+    if not (model.dense and model.background):
+        raise BundleError("a segment classifier needs a dense model with a background class (stream-trained)")
+    if segment.dense or segment.background:
+        raise BundleError("the segment classifier must be a whole-clip classifier (not dense, no background)")
+    actions = list(labels[:-1])
+    if segment.num_classes != len(actions):
+        raise BundleError(
+            f"the segment classifier has {segment.num_classes} classes, the model {len(actions)} actions"
+        )
+    a, b = model.cfg, segment.cfg
+    if (a.num_joints, a.num_persons, a.in_channels) != (b.num_joints, b.num_persons, b.in_channels):
+        raise BundleError(
+            f"the segment classifier's input (joints {b.num_joints}, persons {b.num_persons}, channels "
+            f"{b.in_channels}) differs from the model's ({a.num_joints}, {a.num_persons}, {a.in_channels})"
+        )
+    return {
+        "model_config": to_dict(b),
+        "num_classes": int(segment.num_classes),
+        "head": segment.head_kind,
+        "head_hidden": segment.head_hidden,
+        "labels": actions,
+        "normalisation": {"crop_ratio": DEFAULT_CROP_RATIO},
+        "weights": SEGMENT_WEIGHTS_FILE,
+    }
 
 
 def save_bundle(
@@ -150,10 +222,15 @@ def save_bundle(
     window_frames: int | None = None,
     normalisation: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    segment_model: ActionClassifier | None = None,
+    weights_dtype: str = "float32",
 ) -> Path:
     """Write a bundle directory (or archive, by suffix); see `write_bundle`."""
     return write_bundle(
-        out_dir, bundle_files(model, labels, layout, fps, window_frames, normalisation, extra)
+        out_dir,
+        bundle_files(
+            model, labels, layout, fps, window_frames, normalisation, extra, segment_model, weights_dtype
+        ),
     )
 
 
@@ -256,7 +333,7 @@ def _field(meta: dict[str, Any], key: str, kind: type, where: str) -> Any:
 def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     """Load a bundle directory or archive; errors name the file and the field at fault."""
     path = Path(path)
-    files = read_bundle_files(path)
+    files = read_bundle_files(path, (META_FILE, WEIGHTS_FILE, SEGMENT_WEIGHTS_FILE))
     where = f"{path}/{META_FILE}" if path.is_dir() else f"{path}:{META_FILE}"
     try:
         meta = yaml.safe_load(files[META_FILE]) or {}
@@ -319,6 +396,9 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     except Exception as exc:  # safetensors / torch raise several types for bad bytes or wrong keys
         raise BundleError(f"{path}/{WEIGHTS_FILE} does not fit the model in {META_FILE}: {exc}") from None
     model.eval()
+    segment = None
+    if meta.get("segment_classifier") is not None:
+        segment = _load_segment(meta, files, model, labels, path, where, verify)
     return Bundle(
         model=model,
         labels=labels,
@@ -329,12 +409,57 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
         normalisation=dict(norm),
         path=path,
         meta=meta,
+        segment_model=segment,
     )
+
+
+def _load_segment(
+    meta: dict[str, Any],
+    files: dict[str, bytes],
+    model: ActionClassifier,
+    labels: list[str],
+    path: Path,
+    where: str,
+    verify: bool,
+) -> ActionClassifier:
+    """The segment classifier described under `segment_classifier:` (checked like the main model)."""
+    seg = meta["segment_classifier"]
+    here = f"{where} segment_classifier"
+    if not isinstance(seg, dict):
+        raise BundleError(f"{here}: must be a mapping, got {seg!r}")
+    if SEGMENT_WEIGHTS_FILE not in files:
+        raise BundleError(f"bundle {path} describes a segment classifier but has no {SEGMENT_WEIGHTS_FILE}")
+    weights = files[SEGMENT_WEIGHTS_FILE]
+    digest = seg.get("weights_sha256")
+    if verify and digest is not None and hashlib.sha256(weights).hexdigest() != digest:
+        raise BundleError(
+            f"{path}: {SEGMENT_WEIGHTS_FILE} does not match segment_classifier.weights_sha256 in {META_FILE}"
+        )
+    try:
+        cfg = from_dict(ModelConfig, _field(seg, "model_config", dict, here), prefix="model_config.")
+    except ConfigError as exc:
+        raise BundleError(f"{here}: {exc}") from None
+    seg_labels = [str(x) for x in _field(seg, "labels", list, here)]
+    if not (model.dense and model.background) or seg_labels != labels[:-1]:
+        raise BundleError(
+            f"{here}: labels must be the model's actions {labels[:-1]} (a dense model with a background "
+            f"class), got {seg_labels}"
+        )
+    head = _field(seg, "head", str, here)
+    try:
+        segment = ActionClassifier(cfg, _field(seg, "num_classes", int, here), head, **output_kind(seg))
+        segment.load_state_dict(load_safetensors(weights), strict=True)
+    except Exception as exc:
+        raise BundleError(f"{path}/{SEGMENT_WEIGHTS_FILE} does not fit segment_classifier: {exc}") from None
+    a = model.cfg
+    if (cfg.num_joints, cfg.num_persons, cfg.in_channels) != (a.num_joints, a.num_persons, a.in_channels):
+        raise BundleError(f"{here}: joints/persons/channels differ from the model's")
+    return segment.eval()
 
 
 RECOGNIZER_KEYS = (
     "window_frames", "stride_frames", "lag_frames", "score_threshold", "smoothing", "smoothing_alpha",
-    "smoothing_window", "segments", "min_segment_frames", "merge_gap_frames", "provisional",
+    "smoothing_window", "segments", "min_segment_frames", "merge_gap_frames", "provisional", "segment_weight",
 )  # fmt: skip
 
 

@@ -186,9 +186,13 @@ def export(
     fps: float | None = None,
     window_frames: int | None = None,
     opset: int = 17,
+    segment: tuple[ActionClassifier, dict[str, Any]] | None = None,
+    weights_dtype: str = "float32",
 ) -> Path:
     """Write a bundle directory or archive at `out`; `fmt` torchscript/onnx adds that model file to it
-    (onnx-int8: the fp32 ONNX model and its int8 dynamically quantised copy)."""
+    (onnx-int8: the fp32 ONNX model and its int8 dynamically quantised copy). `segment` = (model, meta)
+    of a whole-clip classifier of the same actions, carried as the bundle's segment classifier (the
+    exported ONNX/TorchScript file is the main model's)."""
     data = meta.get("data") or {}
     fps = fps or data.get("fps")  # never guessed: a wrong rate replays every action at the wrong speed
     if not fps:
@@ -222,14 +226,39 @@ def export(
     keys = {ONNX_FILE: "onnx", ONNX_INT8_FILE: "onnx_int8", TORCHSCRIPT_FILE: "torchscript"}
     if artifacts:
         extra["artifacts"] = {keys[name]: name for name in artifacts}
-    files = bundle_files(model, list(meta["labels"]), meta["layout"], float(fps), window_frames, norm, extra)
+    segment_model = None
+    if segment is not None:
+        segment_model = segment[0]
+        check_segment_source(meta, segment[1], float(fps))
+        extra["segment_source"] = {k: segment[1][k] for k in ("epoch", "metrics") if k in segment[1]} or (
+            meta.get("segment_source") or {}
+        )
+    files = bundle_files(
+        model, list(meta["labels"]), meta["layout"], float(fps), window_frames, norm, extra, segment_model,
+        weights_dtype,
+    )  # fmt: skip
     files.update(artifacts)
     return write_bundle(out, files)
 
 
+def check_segment_source(meta: dict[str, Any], seg_meta: dict[str, Any], fps: float) -> None:
+    """A segment classifier's checkpoint must know the same actions, layout and frame rate."""
+    labels = list(meta["labels"])
+    if "labels" in seg_meta and list(seg_meta["labels"]) != labels[:-1]:
+        raise BundleError(
+            f"segment classifier labels {list(seg_meta['labels'])} are not the model's actions {labels[:-1]}"
+        )
+    if "layout" in seg_meta and seg_meta["layout"] != meta["layout"]:
+        raise BundleError(f"segment classifier layout {seg_meta['layout']!r}, the model's {meta['layout']!r}")
+    seg_fps = (seg_meta.get("data") or {}).get("fps")
+    if seg_fps and abs(float(seg_fps) - fps) > 1e-6:
+        raise BundleError(f"segment classifier trained at {seg_fps} fps, the model's bundle is {fps} fps")
+
+
 def bundle_model(bundle: Bundle) -> tuple[ActionClassifier, dict[str, Any]]:
     """A loaded bundle as (model, meta) so that it can be re-exported in another format."""
-    meta = {k: v for k, v in bundle.meta.items() if k not in ("artifacts", "weights_sha256")}
+    drop = ("artifacts", "weights_sha256", "segment_classifier", "weights_dtype")
+    meta = {k: v for k, v in bundle.meta.items() if k not in drop}
     meta["data"] = {"fps": bundle.fps, "centre_joint": bundle.centre_joint}
     meta["labels"], meta["layout"] = bundle.labels, bundle.layout.name
     return bundle.model, meta

@@ -45,19 +45,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="frames per recognition window at --fps (default: the clip length)",
     )
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    parser.add_argument(
+        "--segment-classifier",
+        default=None,
+        help="whole-clip classifier checkpoint of the same actions, carried for a stream-trained model "
+        "(the recogniser classifies each running action segment with it: recognizer.segment_weight)",
+    )
+    parser.add_argument(
+        "--weights-dtype",
+        choices=("float32", "float16"),
+        default=None,
+        help="how the bundle stores its weights (default: float32, or the re-exported bundle's); float16 "
+        "halves the files, the models still run in float32",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
+        segment, dtype = None, args.weights_dtype
         if args.checkpoint:
             model, meta = load_classifier_checkpoint(args.checkpoint)
         else:
-            model, meta = bundle_model(load_bundle(args.bundle))
-        out = export(model, meta, args.out, args.format, args.fps, args.window_frames, args.opset)
+            bundle = load_bundle(args.bundle)
+            model, meta = bundle_model(bundle)
+            if bundle.segment_model is not None:
+                segment = (bundle.segment_model, {"labels": bundle.action_labels, "layout": meta["layout"]})
+            dtype = dtype or bundle.meta.get("weights_dtype")
+        if args.segment_classifier:
+            segment = load_classifier_checkpoint(args.segment_classifier)
+        out = export(
+            model, meta, args.out, args.format, args.fps, args.window_frames, args.opset, segment,
+            dtype or "float32",
+        )  # fmt: skip
     except (BundleError, OSError, ValueError) as exc:
         print(f"masksem export: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {args.format} bundle {out} ({model.num_classes} classes, layout {meta['layout']})")
+    if segment is not None:
+        print(f"  with a segment classifier ({segment[0].num_classes} actions, whole clips)")
     if args.format in ("onnx", "onnx-int8"):
         files = read_bundle_files(out, (ONNX_FILE, ONNX_INT8_FILE))
         diff = onnx_max_abs_diff(model, files.get(ONNX_FILE, b""), example_input(model, batch=3, seed=1))

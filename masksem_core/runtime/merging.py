@@ -149,6 +149,11 @@ class ActionSegment:
             return self.prev
         return None
 
+    def joined_start(self) -> float | None:
+        """Where the segment an action chunk would extend now starts (None: it would start a new one)."""
+        joined = self._joins()
+        return None if joined is None else joined[0]
+
     def peek(self, probs: np.ndarray, frames: int, background: int) -> np.ndarray:
         """The probabilities `update` would report for this chunk, without changing the segment
         (provisional reports of frames not settled yet): background as it is; an action joins the

@@ -6,6 +6,9 @@ every person whose window is due, builds clips exactly as the training feeder do
 (centre on the first person's centre joint in the window's first frame, centre crop, linear resize
 to the clip length), fills the extra person slots from the nearest other tracks, runs ONE batched
 forward pass, and returns a `Recognition` per person, optionally smoothed over recent windows.
+With a dense bundle that carries a segment classifier and `segment_weight > 0`, each running action
+segment is also classified as a whole clip (its frames from where it started), in a second batched pass,
+and the segment's label mixes both answers (segment_frames.py).
 """
 
 from __future__ import annotations
@@ -28,11 +31,14 @@ from masksem_core.config import ConfigError, from_dict
 from masksem_core.runtime.adapters import get_adapter
 from masksem_core.runtime.bundle import Bundle, load_bundle
 from masksem_core.runtime.merging import ActionSegment, FrameScores, frame_probs
+from masksem_core.runtime.segment_frames import FrameHistory
 from masksem_core.runtime.smoothing import Smoother
 from masksem_core.runtime.tracks import DROP_REASONS, EVENTS, Track, TrackConfig, check_frame
 
 log = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+SEGMENT_HISTORY_WINDOWS = 4  # a running segment is classified from at most this many windows of frames
+SEGMENT_MIN_FRAMES = 4  # (and at least min_segment_frames): fewer frames are not a clip
 
 
 @dataclass
@@ -53,6 +59,9 @@ class RecognizerSettings:
     # the windows so far say (a "now" answer the robot can act on; later settled reports replace it); a
     # dual bundle answers them from its causal pass, the settled frames from its bidirectional one
     provisional: bool = False
+    # segments with a bundle's segment classifier: a running action segment's label is (1 - w) x the dense
+    # model's mean over its frames + w x the whole-clip classifier's answer on its frames (0: dense only)
+    segment_weight: float = 0.0
     score_threshold: float = 0.0
     smoothing: Literal["none", "ema", "majority"] = "none"
     smoothing_alpha: float = 0.5
@@ -70,6 +79,7 @@ class RecognizerSettings:
     unknown_label: str = "unknown"
     num_threads: int = 0  # CPU threads (torch: for the whole process); 0 leaves the library default
     backend: Literal["torch", "onnxruntime"] = "torch"  # onnxruntime: fp32 or int8, 2-3.5x faster on a CPU
+
     @classmethod
     def from_bundle(cls, bundle: Bundle | None, **overrides: Any) -> RecognizerSettings:
         """The bundle's recogniser settings (`bundle.yaml` `recognizer:`, chosen for that model), then
@@ -96,6 +106,8 @@ class RecognizerSettings:
         for name in ("track_timeout_s", "max_gap_s", "partner_max_distance_m"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"recognizer.{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.segment_weight <= 1.0:
+            raise ConfigError(f"recognizer.segment_weight must be in [0, 1], got {self.segment_weight}")
         if not 0.0 < self.smoothing_alpha <= 1.0:
             raise ConfigError(f"recognizer.smoothing_alpha must be in (0, 1], got {self.smoothing_alpha}")
         if self.precision not in (*DTYPES, "int8"):
@@ -164,6 +176,17 @@ def windows_to_clips(
     return x.reshape(n, 3, v, m, clip_length).permute(0, 1, 4, 2, 3).contiguous()
 
 
+def mix_segment(dense: np.ndarray, clip: np.ndarray, weight: float) -> np.ndarray:
+    """A running segment's class scores: its dense mean (background last, zeroed inside a segment) and
+    the whole-clip classifier's action probabilities, mixed; the actions renormalised, background 0."""
+    actions = np.asarray(dense[:-1], np.float64)
+    total = actions.sum()
+    actions = actions / total if total > 0 else np.full_like(actions, 1.0 / len(actions))
+    out = np.zeros(len(dense), np.float64)
+    out[:-1] = (1.0 - weight) * actions + weight * np.asarray(clip, np.float64)
+    return out
+
+
 def _worth_logging(count: int) -> bool:
     """Log the first few failures of a kind, then every 1000th, so a persistent fault cannot flood the log."""
     return count < 3 or count % 1000 == 0
@@ -195,6 +218,8 @@ class StreamingRecognizer:
         self.smoothers: dict[Any, Smoother] = {}
         self.scores: dict[Any, FrameScores] = {}  # dense bundles: merged per-frame probabilities
         self.segments: dict[Any, ActionSegment] = {}  # dense bundles: each person's running action
+        self.history: dict[Any, FrameHistory] = {}  # with a segment classifier: each person's recent frames
+        self.segment_model = self._make_segment_model()
         self.now: float | None = None  # stamp of the newest accepted frame (the sensor's clock)
         self._latencies: deque[float] = deque(maxlen=1000)
         self._counts: Counter[str] = Counter()
@@ -206,6 +231,13 @@ class StreamingRecognizer:
         """A dense bundle labels the frames its windows saw: every frame must be in some window (stride <=
         window), and a frame has had all its windows once it is window - 1 behind the newest (lag below
         the window; more lag would only wait longer for nothing, and no frame would ever settle)."""
+        if s.segment_weight > 0 and (self.bundle.segment_model is None or not s.segments):
+            what = (
+                "has no segment classifier" if self.bundle.segment_model is None else "needs segments: true"
+            )
+            raise ConfigError(
+                f"recognizer.segment_weight={s.segment_weight}: the bundle {what} (0 runs without it)"
+            )
         if not self.bundle.dense:
             names = ("lag_frames", "segments", "provisional")
             dense_only = {k: getattr(s, k) for k in names if getattr(s, k)}
@@ -235,6 +267,16 @@ class StreamingRecognizer:
         if self.device.type == "cpu" and self.dtype == torch.float32:
             return b.model.eval()
         return copy.deepcopy(b.model).to(self.device, self.dtype).eval()
+
+    def _make_segment_model(self) -> Any:
+        """The bundle's segment classifier on the recogniser's torch device and precision (with the
+        onnxruntime backend: torch on the CPU in fp32, as the bundle's ONNX file holds the main model)."""
+        model = self.bundle.segment_model
+        if model is None:
+            return None
+        if self.device.type == "cpu" and self.dtype == torch.float32:
+            return model.eval()
+        return copy.deepcopy(model).to(self.device, self.dtype).eval()
 
     # ------------------------------------------------------------------ input
     def push(
@@ -295,6 +337,11 @@ class StreamingRecognizer:
                 self.segments[person_id] = ActionSegment(
                     self.settings.min_segment_frames, self.settings.merge_gap_frames
                 )
+                if self.segment_model is not None:
+                    slots, joints = self.bundle.num_persons, self.bundle.layout.num_joints
+                    self.history[person_id] = FrameHistory(
+                        SEGMENT_HISTORY_WINDOWS * self.window_frames, slots, joints
+                    )
         outcome = track.add(stamp, j if adapter.source.name == target else adapter(j))
         if outcome in DROP_REASONS:
             return outcome
@@ -303,6 +350,8 @@ class StreamingRecognizer:
             if person_id in self.scores:
                 self.scores[person_id].reset()
                 self.segments[person_id].reset()
+            if person_id in self.history:
+                self.history[person_id].reset()
         if outcome is not None:
             self._events[outcome] += 1
         self.now = stamp
@@ -325,6 +374,7 @@ class StreamingRecognizer:
                 del self.smoothers[pid]
                 self.scores.pop(pid, None)
                 self.segments.pop(pid, None)
+                self.history.pop(pid, None)
             self._events["timeout"] += len(gone)
         return len(gone)
 
@@ -335,6 +385,7 @@ class StreamingRecognizer:
             self.smoothers.clear()
             self.scores.clear()
             self.segments.clear()
+            self.history.clear()
 
     def update_settings(self, **changes: Any) -> RecognizerSettings:
         """Change settings while running (threshold, smoothing, stride, track rules; e.g. from a ROS
@@ -369,9 +420,10 @@ class StreamingRecognizer:
 
     # ------------------------------------------------------------------ inference
     def poll(self) -> list[Recognition]:
-        """Recognise every due window (newest window per person) in one batched forward pass.
+        """Recognise every due window (newest window per person) in one batched forward pass (and the
+        running action segments, with a segment classifier, in a second one).
 
-        Thread-safe with `push()`: windows are copied under a lock, the forward pass runs outside it."""
+        Thread-safe with `push()`: windows are copied under a lock, the forward passes run outside it."""
         with self._lock:
             due = [(pid, t) for pid, t in self.tracks.items() if t.due]
             if not due:
@@ -383,6 +435,8 @@ class StreamingRecognizer:
                 last = float(track.last_stamp or stamps[-1])
                 first = track.count - len(stamps)  # grid frame number of the window's first frame
                 spans.append((first, stamps.copy(), last, track.due_since, self.scores.get(pid)))
+                if pid in self.history:
+                    self.history[pid].add(first, clips[-1], stamps)
                 track.mark_emitted()
         both = self.bundle.dual and self.settings.provisional  # the newest frames from the causal pass
         windows = np.stack(clips)
@@ -394,36 +448,110 @@ class StreamingRecognizer:
                 log.exception("recognizer forward pass failed for %d windows", len(clips))
             self._counts["inference_errors"] += 1
             return []
-        done = time.perf_counter()
         with self._lock:
-            out = []
+            answers = []  # [person, probabilities, span, provisional, segment frames to classify or None]
             for (pid, _), p, now_p, (first, stamps, last, due_since, scores) in zip(
                 due, probs, now_probs, spans
             ):
                 if not self.bundle.dense:
-                    out.append(self._recognition(pid, p, (stamps[0], stamps[-1], last, due_since), done))
+                    answers.append([pid, p, (stamps[0], stamps[-1], last, due_since), False, None])
                     continue
                 if scores is None or self.scores.get(pid) is not scores:
                     continue  # the track was dropped while the forward pass ran
-                merged = self._merge(scores, first, stamps, p, now_p)
-                if merged is None:
-                    continue
-                span_probs, start, end, frames = merged
-                segment = self.settings.segments and self.bundle.background_label is not None
-                background = len(self.bundle.labels) - 1
-                if segment:
-                    span_probs, start = self.segments[pid].update(span_probs, frames, start, background)
-                out.append(self._recognition(pid, span_probs, (start, end, last, due_since), done))
-                newest = first + len(stamps) - 1
-                if self.settings.provisional and scores.reported < newest:
-                    # "now": the newest stride's frames (those since the previous window), not the whole lag
-                    k0 = max(scores.reported + 1, newest - self.settings.stride_frames + 1)
-                    now, now_start = scores.mean(k0, newest, causal=both), scores.stamp(k0)
-                    if segment:  # the label a running segment would give; the span stays these frames
-                        now = self.segments[pid].peek(now, newest - k0 + 1, background)
-                    span = (now_start, scores.stamp(newest), last, due_since)
-                    out.append(self._recognition(pid, now, span, done, provisional=True))
-            return out
+                answers.extend(self._dense_answers(pid, scores, first, stamps, last, due_since, p, now_p))
+        self._classify_segments(answers)
+        done = time.perf_counter()
+        with self._lock:
+            return [self._recognition(pid, p, span, done, prov) for pid, p, span, prov, _ in answers]
+
+    def _dense_answers(
+        self,
+        pid: Any,
+        scores: FrameScores,
+        first: int,
+        stamps: np.ndarray,
+        last: float,
+        due_since: float | None,
+        token_probs: np.ndarray,
+        causal_token_probs: np.ndarray | None,
+    ) -> list[list[Any]]:
+        """The settled report (and the provisional one) of one person's dense window, each with the
+        running segment's frames when the segment classifier is to be asked about them."""
+        merged = self._merge(scores, first, stamps, token_probs, causal_token_probs)
+        if merged is None:
+            return []
+        span_probs, start, end, frames = merged
+        segment = self.settings.segments and self.bundle.background_label is not None
+        background = len(self.bundle.labels) - 1
+        ask = None
+        if segment:
+            running = self.segments[pid]
+            span_probs, start = running.update(span_probs, frames, start, background)
+            if running.active:
+                ask = self._segment_frames(pid, running.start, end)
+        out = [[pid, span_probs, (start, end, last, due_since), False, ask]]
+        newest = first + len(stamps) - 1
+        if self.settings.provisional and scores.reported < newest:
+            # "now": the newest stride's frames (those since the previous window), not the whole lag
+            k0 = max(scores.reported + 1, newest - self.settings.stride_frames + 1)
+            both = self.bundle.dual
+            now, now_start = scores.mean(k0, newest, causal=both), scores.stamp(k0)
+            ask = None
+            if segment:  # the label a running segment would give; the span stays these frames
+                running = self.segments[pid]
+                if int(np.argmax(now)) != background:
+                    joined = running.joined_start()
+                    ask = self._segment_frames(
+                        pid, now_start if joined is None else joined, scores.stamp(newest)
+                    )
+                now = running.peek(now, newest - k0 + 1, background)
+            out.append([pid, now, (now_start, scores.stamp(newest), last, due_since), True, ask])
+        return out
+
+    def _segment_frames(self, pid: Any, start: float, end: float) -> np.ndarray | None:
+        """A running segment's frames (M, n, V, 3) to classify whole, or None (no segment classifier in
+        use, or fewer frames than a clip needs)."""
+        if self.settings.segment_weight <= 0 or pid not in self.history:
+            return None
+        frames = self.history[pid].between(start, end)
+        if frames.shape[1] < max(self.settings.min_segment_frames, SEGMENT_MIN_FRAMES):
+            return None
+        return frames
+
+    def _classify_segments(self, answers: list[list[Any]]) -> None:
+        """Mix the segment classifier's answer into every answer that asked for one (one batched pass;
+        on failure the dense answers stand)."""
+        asked = [a for a in answers if a[4] is not None]
+        if not asked:
+            return
+        try:
+            seg_probs = self.predict_segments([a[4] for a in asked])
+        except Exception:
+            if _worth_logging(self._counts["inference_errors"]):
+                log.exception("segment classifier failed for %d segments", len(asked))
+            self._counts["inference_errors"] += 1
+            return
+        w = self.settings.segment_weight
+        for a, clip_p in zip(asked, seg_probs):
+            a[1] = mix_segment(a[1], clip_p, w)
+
+    @torch.inference_mode()
+    def predict_segments(self, segments: list[np.ndarray]) -> np.ndarray:
+        """Whole-clip action probabilities (N, K - 1) of segments (M, n_i, V, 3) of any lengths, each
+        prepared as `evaluate` prepares a clip (centred, centre crop, resized to the clip length)."""
+        b = self.bundle
+        x = torch.cat(
+            [
+                windows_to_clips(seg[None], b.centre_joint, b.segment_clip_length, b.segment_crop_ratio)
+                for seg in segments
+            ]
+        )
+        out = []
+        for i in range(0, len(x), self.settings.max_batch):
+            logits = self.segment_model(x[i : i + self.settings.max_batch].to(self.device, self.dtype))
+            out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+        self._counts["segment_passes"] += len(out)
+        return np.concatenate(out)
 
     def _merge(
         self,
@@ -558,6 +686,7 @@ class StreamingRecognizer:
             "events": dict(self._events),
             "windows": self._counts["windows"],
             "forward_passes": self._counts["forward_passes"],
+            "segment_passes": self._counts["segment_passes"],
             "inference_errors": self._counts["inference_errors"],
             "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else float("nan"),
             "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else float("nan"),

@@ -73,6 +73,25 @@ class CachedPredict:
         return np.stack(out)
 
 
+class CachedSegments:
+    """Wraps a recogniser's `predict_segments` with a cache keyed by each segment's frames (settings
+    that differ only in how much the segment classifier counts ask it the same questions)."""
+
+    def __init__(self, predict_segments: Any) -> None:
+        self.predict_segments, self.cache = predict_segments, {}
+
+    def __call__(self, segments: list[np.ndarray]) -> np.ndarray:
+        keys = [
+            (hashlib.blake2b(np.ascontiguousarray(s).tobytes(), digest_size=16).digest(), s.shape)
+            for s in segments
+        ]
+        todo = [i for i, k in enumerate(keys) if k not in self.cache]
+        if todo:
+            for i, p in zip(todo, self.predict_segments([segments[i] for i in todo])):
+                self.cache[keys[i]] = p
+        return np.stack([self.cache[k] for k in keys])
+
+
 def stream_recognitions(rec: StreamingRecognizer, stream: Stitched) -> list:
     """Push every frame of person slot 0 of `stream` and poll after each, as replay does."""
     rec.reset()
@@ -129,12 +148,19 @@ def mean_scores(scores: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def evaluate_settings(
-    bundle: Bundle, settings: RecognizerSettings, streams: Sequence[Stitched], cache: CachedPredict | None
+    bundle: Bundle,
+    settings: RecognizerSettings,
+    streams: Sequence[Stitched],
+    cache: CachedPredict | None,
+    segment_cache: CachedSegments | None = None,
 ) -> dict[str, Any]:
-    """Mean scores of `settings` over `streams` (the forward passes cached in `cache`)."""
+    """Mean scores of `settings` over `streams` (the forward passes cached in `cache` and
+    `segment_cache`)."""
     rec = StreamingRecognizer(bundle, settings)
     if cache is not None:
         rec.predict = cache  # type: ignore[method-assign]
+    if segment_cache is not None:
+        rec.predict_segments = segment_cache  # type: ignore[method-assign]
     window_s = rec.window_frames / bundle.fps
     return mean_scores(
         [score_stream(s, stream_recognitions(rec, s), window_s) for s in streams]
@@ -153,13 +179,14 @@ def choose(
     base = RecognizerSettings()
     probe = StreamingRecognizer(bundle, base)
     cache = CachedPredict(probe.predict)
+    segment_cache = CachedSegments(probe.predict_segments) if bundle.segment_model is not None else None
     rows = []
     keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):
         chosen = dict(zip(keys, values))
         try:
             settings = replace(base, **chosen)
-            scores = evaluate_settings(bundle, settings, streams, cache)
+            scores = evaluate_settings(bundle, settings, streams, cache, segment_cache)
         except Exception as exc:  # e.g. a lag longer than the window: not a candidate
             log(f"skip {chosen}: {exc}")
             continue
