@@ -36,6 +36,7 @@ COLUMNS = (  # (key, header, format)
     ("missed_frac", "missed", "{:.1%}"),
     ("background_frame_acc", "background-only", "{:.3f}"),
     ("oracle_clip_acc", "offline acc (same clips)", "{:.3f}"),
+    ("segment_oracle_clip_acc", "segment classifier offline acc (same clips)", "{:.3f}"),
 )
 
 
@@ -65,6 +66,7 @@ def row_of(report: dict, stitch: dict) -> dict:
         "missed_frac": delay["missed"] / delay["actions"] if delay["actions"] else None,
         "background_frame_acc": base.get("background_frame_accuracy"),
         "oracle_clip_acc": base.get("oracle_clip_accuracy"),
+        "segment_oracle_clip_acc": base.get("segment_oracle_clip_accuracy"),
         "duration_s": stitch["duration_s"],
         "clips": len(stitch["clips"]),
         "settings": report["settings"],

@@ -264,3 +264,22 @@ def test_replay_and_the_ros_node_take_the_bundles_segment_weight_unless_told_oth
     assert pipe.recognizer.settings.segment_weight == 0.5
     pipe = RecognitionPipeline(str(b.path), given={"segments": True}, fallback=FALLBACK)
     assert pipe.recognizer.settings.segment_weight == 0.0
+
+
+def test_replays_second_oracle_is_the_segment_classifier_on_each_interval_cut_exactly(seg_bundle):
+    from types import SimpleNamespace
+
+    from masksem_core.replay.oracle import classify_intervals
+
+    b, _, _ = seg_bundle
+    rng = np.random.default_rng(3)
+    stamps = 10.0 + np.arange(60) / FPS
+    joints = rng.normal(0, 0.3, (60, V, 3)).astype(np.float32)
+    tracks = {"1": (stamps, joints)}
+    cuts = ((0, 20), (25, 59))  # end exclusive, as truth intervals are
+    intervals = [SimpleNamespace(start=stamps[a], end=stamps[e], person_id="1") for a, e in cuts]
+    got = classify_intervals(b, tracks, intervals, segment=True)
+    rec = StreamingRecognizer(b, RecognizerSettings(segments=True, segment_weight=1.0))
+    want = rec.predict_segments([joints[None, 0:20], joints[None, 25:59]]).argmax(1)
+    assert got == [b.action_labels[i] for i in want]
+    assert all(lab in LABELS for lab in classify_intervals(b, tracks, intervals))  # the main model's oracle

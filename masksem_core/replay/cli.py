@@ -122,15 +122,20 @@ def _existing_outputs(out: Path) -> list[str]:
 
 
 def _oracle(bundle, result, intervals, args: argparse.Namespace, frames) -> dict:
-    """baselines.oracle_*: the bundle on every truth interval cut exactly (see replay/oracle.py)."""
+    """baselines.oracle_*: the bundle on every truth interval cut exactly (see replay/oracle.py); with a
+    segment classifier also baselines.segment_oracle_* (that classifier on the same intervals)."""
     from masksem_core.replay import ground_truth, metrics, oracle
 
     try:
         tracks = oracle.read_tracks(result.bag, result.topic or None, args.layout, bundle.layout.name)
-        answers = np.empty(len(intervals), dtype=object)
-        answers[:] = oracle.classify_intervals(bundle, tracks, intervals)
         _, t_idx = metrics.truth_frames(frames.stamps, frames.persons, *ground_truth.as_arrays(intervals))
-        return metrics.oracle_scores(frames.persons, frames.truth, t_idx, answers, args.iou)
+        out = {}
+        for segment in (False, True) if bundle.segment_model is not None else (False,):
+            answers = np.empty(len(intervals), dtype=object)
+            answers[:] = oracle.classify_intervals(bundle, tracks, intervals, segment=segment)
+            scores = metrics.oracle_scores(frames.persons, frames.truth, t_idx, answers, args.iou)
+            out.update({f"segment_{k}" if segment else k: v for k, v in scores.items()})
+        return out
     except Exception as exc:  # a baseline must not cost the replay its report
         return {"oracle_error": f"{type(exc).__name__}: {exc}"}
 

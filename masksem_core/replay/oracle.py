@@ -5,7 +5,8 @@ boundaries, what remains is the offline problem. Each truth interval's frames ar
 recording, turned into a clip exactly as the recogniser turns a window into one (the feeder's test-time
 transform: centre on the first frame, centre crop, resize to the clip length) and classified whole; the
 background class of a stream-trained bundle is left out of that choice ("which action was this clip").
-On a recording stitched from a data set's clips this is the offline accuracy of those clips.
+On a recording stitched from a data set's clips this is the offline accuracy of those clips. A bundle's
+segment classifier (a whole-clip model of the same actions) is a second oracle: `segment=True`.
 `metrics.oracle_scores` turns the per-interval answers into frame and segment scores.
 """
 
@@ -75,19 +76,27 @@ def _window(tracks: dict, person: str | None, start: float, end: float, m: int, 
 
 @torch.inference_mode()
 def classify_intervals(
-    bundle: Bundle, tracks: dict[str, tuple[np.ndarray, np.ndarray]], intervals: list[Any]
+    bundle: Bundle,
+    tracks: dict[str, tuple[np.ndarray, np.ndarray]],
+    intervals: list[Any],
+    segment: bool = False,
 ) -> list[str | None]:
-    """The bundle's answer for each interval (`start`, `end`, `person_id`), None when it has no frames."""
+    """The bundle's answer for each interval (`start`, `end`, `person_id`), None when it has no frames
+    (`segment`: its segment classifier's, prepared as the recogniser prepares a segment)."""
     m, v = bundle.num_persons, bundle.layout.num_joints
     out: list[str | None] = []
+    if segment and bundle.segment_model is None:
+        raise ValueError("the bundle has no segment classifier")
     labels = bundle.labels
-    model = bundle.model.eval()
+    model = (bundle.segment_model if segment else bundle.model).eval()
+    length = bundle.segment_clip_length if segment else bundle.clip_length
+    crop = bundle.segment_crop_ratio if segment else bundle.crop_ratio
     for iv in intervals:
         window = _window(tracks, iv.person_id, iv.start, iv.end, m, v)
         if window is None:
             out.append(None)
             continue
-        x = windows_to_clips(window[None], bundle.centre_joint, bundle.clip_length, bundle.crop_ratio)
-        scores = clip_scores(bundle, model(x).float())
+        x = windows_to_clips(window[None], bundle.centre_joint, length, crop)
+        scores = model(x).float() if segment else clip_scores(bundle, model(x).float())
         out.append(labels[int(scores.argmax(dim=1)[0])])
     return out

@@ -104,6 +104,14 @@ def format_table(report: dict) -> str:
             )
         elif "oracle_error" in base:
             rows.append(("oracle", f"not computed: {base['oracle_error']}"))
+        if "segment_oracle_clip_accuracy" in base:
+            rows.append(
+                (
+                    "oracle, segment classifier",
+                    f"clip accuracy {_fmt(base['segment_oracle_clip_accuracy'])}, "
+                    f"F1 {_fmt(base['segment_oracle_segments_f1'])}",
+                )
+            )
         rows += [
             (
                 "detection delay mean / p50 / p90",
