@@ -197,10 +197,10 @@ def _segment_meta(model: ActionClassifier, segment: ActionClassifier, labels: li
             f"the segment classifier has {segment.num_classes} classes, the model {len(actions)} actions"
         )
     a, b = model.cfg, segment.cfg
-    if (a.num_joints, a.num_persons, a.in_channels) != (b.num_joints, b.num_persons, b.in_channels):
+    if _input_shape(a) != _input_shape(b):
         raise BundleError(
-            f"the segment classifier's input (joints {b.num_joints}, persons {b.num_persons}, channels "
-            f"{b.in_channels}) differs from the model's ({a.num_joints}, {a.num_persons}, {a.in_channels})"
+            f"the segment classifier's input (joints, persons, channels) {_input_shape(b)} differs from "
+            f"the model's {_input_shape(a)}"
         )
     return {
         "model_config": to_dict(b),
@@ -345,11 +345,8 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     if version > FORMAT_VERSION:
         raise BundleError(f"{where}: format_version {version} is newer than this runtime ({FORMAT_VERSION})")
     weights = files[WEIGHTS_FILE]
-    digest = meta.get("weights_sha256")
-    if verify and digest is not None and hashlib.sha256(weights).hexdigest() != digest:
-        raise BundleError(
-            f"{path}: {WEIGHTS_FILE} does not match weights_sha256 in {META_FILE} (corrupted or half-written)"
-        )
+    if verify:
+        _check_digest(path, WEIGHTS_FILE, weights, meta.get("weights_sha256"), "weights_sha256")
     try:
         cfg = from_dict(ModelConfig, _field(meta, "model_config", dict, where), prefix="model_config.")
         layout = get_layout(_field(meta, "layout", str, where))
@@ -430,11 +427,9 @@ def _load_segment(
     if SEGMENT_WEIGHTS_FILE not in files:
         raise BundleError(f"bundle {path} describes a segment classifier but has no {SEGMENT_WEIGHTS_FILE}")
     weights = files[SEGMENT_WEIGHTS_FILE]
-    digest = seg.get("weights_sha256")
-    if verify and digest is not None and hashlib.sha256(weights).hexdigest() != digest:
-        raise BundleError(
-            f"{path}: {SEGMENT_WEIGHTS_FILE} does not match segment_classifier.weights_sha256 in {META_FILE}"
-        )
+    if verify:
+        key = "segment_classifier.weights_sha256"
+        _check_digest(path, SEGMENT_WEIGHTS_FILE, weights, seg.get("weights_sha256"), key)
     try:
         cfg = from_dict(ModelConfig, _field(seg, "model_config", dict, here), prefix="model_config.")
     except ConfigError as exc:
@@ -451,10 +446,20 @@ def _load_segment(
         segment.load_state_dict(load_safetensors(weights), strict=True)
     except Exception as exc:
         raise BundleError(f"{path}/{SEGMENT_WEIGHTS_FILE} does not fit segment_classifier: {exc}") from None
-    a = model.cfg
-    if (cfg.num_joints, cfg.num_persons, cfg.in_channels) != (a.num_joints, a.num_persons, a.in_channels):
+    if _input_shape(cfg) != _input_shape(model.cfg):
         raise BundleError(f"{here}: joints/persons/channels differ from the model's")
     return segment.eval()
+
+
+def _check_digest(path: Path, name: str, data: bytes, digest: str | None, key: str) -> None:
+    """A weights file must match the SHA-256 its bundle.yaml records (when it records one)."""
+    if digest is not None and hashlib.sha256(data).hexdigest() != digest:
+        raise BundleError(f"{path}: {name} does not match {key} in {META_FILE} (corrupted or half-written)")
+
+
+def _input_shape(cfg: ModelConfig) -> tuple[int, int, int]:
+    """What two models must share to read the same clips: joints, person slots, channels."""
+    return cfg.num_joints, cfg.num_persons, cfg.in_channels
 
 
 RECOGNIZER_KEYS = (

@@ -264,16 +264,16 @@ class StreamingRecognizer:
 
             self.device, self.dtype = torch.device("cpu"), torch.float32  # inputs are handed over on the CPU
             return OnnxClassifier(bundle_onnx(b, s.precision), s.device, s.num_threads)
-        if self.device.type == "cpu" and self.dtype == torch.float32:
-            return b.model.eval()
-        return copy.deepcopy(b.model).to(self.device, self.dtype).eval()
+        return self._on_device(b.model)
 
     def _make_segment_model(self) -> Any:
         """The bundle's segment classifier on the recogniser's torch device and precision (with the
         onnxruntime backend: torch on the CPU in fp32, as the bundle's ONNX file holds the main model)."""
         model = self.bundle.segment_model
-        if model is None:
-            return None
+        return None if model is None else self._on_device(model)
+
+    def _on_device(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The bundle's own model on the CPU in fp32, else a copy cast to the device and precision."""
         if self.device.type == "cpu" and self.dtype == torch.float32:
             return model.eval()
         return copy.deepcopy(model).to(self.device, self.dtype).eval()
