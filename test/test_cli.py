@@ -328,6 +328,60 @@ def test_evaluate_bundle_agrees_with_the_checkpoint(nwucla_npz: Path, tmp_path: 
     assert got["int8", "onnxruntime"]["num_samples"] == want["num_samples"]
 
 
+def test_evaluate_bundle_scores_its_segment_classifier_exactly_like_its_checkpoint(
+    nwucla_npz: Path, tmp_path: Path
+) -> None:
+    """A stream bundle carrying a segment classifier answers for whole clips with it: `evaluate --bundle`
+    (auto) gives the classifier checkpoint's own confusion matrix; `--bundle-model main` scores the
+    stream model's token mean instead, and asking a bundle without one for its segment classifier fails."""
+    from masksem_core.model import ActionClassifier
+    from masksem_core.runtime.bundle import save_bundle
+    from masksem_core.runtime.export import load_classifier_checkpoint
+
+    probe = tmp_path / "probe"
+    common = [*TINY_MODEL_OVERRIDES, f"data.path={nwucla_npz}"]
+    code, _, err = _main(
+        "linprobe", "--config", "nwucla_linprobe", *common, "--out", str(probe), "optim.epochs=3",
+        "probe.lr_grid=[]", "optim.lr=0.3", "run.pretrained=null",
+    )  # fmt: skip
+    assert code == 0, err
+    clip, meta = load_classifier_checkpoint(probe / "classifier.pt")
+    torch.manual_seed(0)
+    dense = ActionClassifier(clip.cfg, len(meta["labels"]) + 1, "finetune", dense=True, background=True,
+                             head_hidden=16).eval()  # fmt: skip
+    labels = [*meta["labels"], "no_action"]
+    for name, segment in (("with", clip), ("without", None)):
+        save_bundle(tmp_path / name, dense, labels, meta["layout"], 15.0, 16, {"centre_joint": 1,
+                    "crop_ratio": 1.0}, {"background_label": "no_action"}, segment)  # fmt: skip
+    code, _, err = _main(
+        "evaluate", "--config", "nwucla_linprobe", *common, "--checkpoint", str(probe / "classifier.pt"),
+        "--out", str(tmp_path / "ckpt"),
+    )  # fmt: skip
+    assert code == 0, err
+    want = json.loads((tmp_path / "ckpt" / "results.json").read_text())
+    assert want["top1"] > 100 / 10 + 5  # above chance (10 classes): agreement means something
+    got = {}
+    for bundle, which in (("with", "auto"), ("with", "main"), ("without", "auto")):
+        out = tmp_path / f"{bundle}-{which}"
+        code, stdout, err = _main(
+            "evaluate", "--bundle", str(tmp_path / bundle), "--data", str(nwucla_npz),
+            "--bundle-model", which, "--out", str(out),
+        )  # fmt: skip
+        assert code == 0, err
+        got[bundle, which] = json.loads((out / "results.json").read_text())
+    seg = got["with", "auto"]
+    assert seg["bundle_model"] == "segment" and seg["labels"] == want["labels"]
+    assert seg["confusion_matrix"] == want["confusion_matrix"] and seg["top1"] == want["top1"]
+    assert got["with", "main"]["bundle_model"] == "main" and got["without", "auto"]["bundle_model"] == "main"
+    assert got["with", "main"]["confusion_matrix"] == got["without", "auto"]["confusion_matrix"]
+    assert got["with", "main"]["confusion_matrix"] != want["confusion_matrix"]  # a different (random) model
+    code, _, err = _main(
+        "evaluate", "--bundle", str(tmp_path / "without"), "--data", str(nwucla_npz), "--bundle-model",
+        "segment", "--out", str(tmp_path / "bad"),
+    )  # fmt: skip
+    assert code == 2 and "carries no segment classifier" in err
+
+
 # ---------------------------------------------------------------------------------------------- install
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_install_falls_back_to_the_pinned_torch_quickly_without_the_torch_index() -> None:

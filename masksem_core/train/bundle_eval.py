@@ -4,7 +4,9 @@ The bundle runs on the backend a robot would use (torch, ONNX Runtime fp32 or in
 streaming recogniser's own model factory) on the same test-time clips as checkpoint evaluation
 (centre crop at the bundle's crop ratio, resized to its clip length), and the run folder gets the same
 results.json and confusion.png. So an export, and its int8 quantisation, can be checked on a test
-split before it ships.
+split before it ships. A stream bundle that carries a segment classifier answers "which action was
+this whole clip" with that classifier (as the recogniser answers for a whole running segment), so that
+model is scored by default (`model="auto"`); `model="main"` scores the stream model's token mean.
 """
 
 from __future__ import annotations
@@ -25,34 +27,62 @@ from masksem_core.train.distributed import cleanup
 from masksem_core.train.results import classification_metrics
 from masksem_core.train.run_env import setup_run
 
+BUNDLE_MODELS = ("auto", "main", "segment")
 
-def bundle_clip_model(bundle: Any, backend: str, precision: str) -> Any:
-    """clips -> logits on `backend` at `precision`, made exactly as the streaming recogniser makes it."""
+
+def bundle_clip_model(bundle: Any, backend: str, precision: str, which: str = "main") -> Any:
+    """clips -> logits on `backend` at `precision`, made exactly as the streaming recogniser makes it:
+    its main model, or (`which="segment"`) its segment classifier."""
     from masksem_core.runtime.recognizer import RecognizerSettings, StreamingRecognizer
 
     settings = RecognizerSettings(backend=backend, precision=precision, device="cpu")
-    return StreamingRecognizer(bundle, settings).model
+    recognizer = StreamingRecognizer(bundle, settings)
+    return recognizer.segment_model if which == "segment" else recognizer.model
+
+
+def scored_model(bundle: Any, which: str) -> str:
+    """ "main" or "segment": which of a bundle's models answers for whole clips (auto: the segment
+    classifier when the bundle carries one)."""
+    if which not in BUNDLE_MODELS:
+        raise ValueError(f"bundle model {which!r}: use one of {', '.join(BUNDLE_MODELS)}")
+    if which == "segment" and bundle.segment_model is None:
+        raise ValueError("the bundle carries no segment classifier (export it with --segment-classifier)")
+    if which == "auto":
+        return "segment" if bundle.segment_model is not None else "main"
+    return which
 
 
 def evaluate_bundle(
-    cfg: ExperimentConfig, bundle_path: str | Path, backend: str = "torch", precision: str = "fp32"
+    cfg: ExperimentConfig,
+    bundle_path: str | Path,
+    backend: str = "torch",
+    precision: str = "fp32",
+    model: str = "auto",
 ) -> dict[str, Any]:
-    """Top-1/top-5/per-class/confusion of a bundle on cfg.data.path's test split, written to run.out_dir."""
+    """Top-1/top-5/per-class/confusion of a bundle on cfg.data.path's test split, written to run.out_dir;
+    `model` says which of its models is scored (see the module docstring)."""
     from masksem_core.train.baselines import chance_top1
     from masksem_core.train.classify import finish
 
     bundle = load_bundle(bundle_path)
-    cfg = dataclasses.replace(cfg, model=bundle.model.cfg)  # config.json records the model evaluated
-    background = background_index(bundle.labels, bundle.meta)
-    labels = action_labels(bundle.labels, background)
+    which = scored_model(bundle, model)
+    net = bundle.segment_model if which == "segment" else bundle.model
+    cfg = dataclasses.replace(cfg, model=net.cfg)  # config.json records the model evaluated
+    background = None if which == "segment" else background_index(bundle.labels, bundle.meta)
+    labels = bundle.action_labels if which == "segment" else action_labels(bundle.labels, background)
+    clip_length, crop = (
+        (bundle.segment_clip_length, bundle.segment_crop_ratio)
+        if which == "segment"
+        else (bundle.clip_length, bundle.crop_ratio)
+    )
     if not cfg.data.path:
         raise ValueError("no data set: pass --data NPZ (a prepared .npz, see `masksem prepare`)")
     data = SkeletonClips(
         cfg.data.path,
         split=cfg.data.test_split,
-        num_frames=bundle.clip_length,
+        num_frames=clip_length,
         train=False,
-        test_crop=bundle.crop_ratio,
+        test_crop=crop,
         stream=cfg.data.stream,
     )
     if data.num_classes != len(labels):
@@ -66,12 +96,14 @@ def evaluate_bundle(
             f"{bundle.num_persons} x {bundle.layout.name}"
         )
     env = setup_run(cfg)
-    model = bundle_clip_model(bundle, backend, precision)
+    if which == "segment":
+        print(f"scoring the bundle's segment classifier ({len(labels)} actions, whole clips)", flush=True)
+    clip_model = bundle_clip_model(bundle, backend, precision, which)
     loader = DataLoader(data, batch_size=max(cfg.optim.batch_size, 64), shuffle=False)
     outs, truth = [], []
     with torch.inference_mode():
         for clips, y in loader:
-            outs.append(clip_logits(model(clips).float(), background))
+            outs.append(clip_logits(clip_model(clips).float(), background))
             truth.append(y)
     logits = torch.cat(outs).numpy() if outs else np.zeros((0, len(labels)), dtype=np.float32)
     metrics = classification_metrics(logits, torch.cat(truth).numpy(), len(labels))
@@ -81,7 +113,7 @@ def evaluate_bundle(
         "evaluate",
         metrics,
         labels,
-        {"bundle": str(bundle_path), "backend": backend, "precision": precision},
+        {"bundle": str(bundle_path), "backend": backend, "precision": precision, "bundle_model": which},
     )
     env.logger.close()
     cleanup(env.info)

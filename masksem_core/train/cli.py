@@ -110,6 +110,13 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         default="fp32",
         help="--bundle: int8 = ONNX Runtime's dynamic quantisation (needs --backend onnxruntime)",
     )
+    parser.add_argument(
+        "--bundle-model",
+        choices=("auto", "main", "segment"),
+        default="auto",
+        help="--bundle: which model answers for whole clips: its segment classifier (auto, when it carries "
+        "one; runs on torch) or its main model's token mean",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -190,7 +197,7 @@ def _dispatch(args: argparse.Namespace, cfg: ExperimentConfig) -> int:
                 return 2
             from masksem_core.train.bundle_eval import evaluate_bundle
 
-            evaluate_bundle(cfg, args.bundle, args.backend, args.precision)
+            evaluate_bundle(cfg, args.bundle, args.backend, args.precision, args.bundle_model)
             return 0
         if not args.checkpoint:
             print("masksem evaluate: --checkpoint or --bundle is required", file=sys.stderr)
