@@ -342,6 +342,41 @@ def test_every_frame_is_reported_once_with_its_labels_whatever_lag_and_stride(de
         assert last_poll - lag - stride - poll_every < got[-1] <= last_poll - lag  # the last window run
 
 
+@pytest.mark.parametrize("stride, lag, latency", [(4, 8, 0), (4, 8, 3), (2, 12, 12), (8, 10, 6), (1, 5, 5)])
+def test_latency_frames_labels_each_settled_frame_with_the_answer_for_a_later_frame(dense_bundle, stride, lag,
+                                                                                    latency):  # fmt: skip
+    """latency_frames d: a settled report of frames k0..k1 carries the merged answers for frames k0 + d..
+    k1 + d (a causal model answers late), still for every frame once and with the frames' own stamps."""
+    rec = _labelled_stream_recognizer(
+        dense_bundle, stride_frames=stride, lag_frames=lag, latency_frames=latency
+    )
+    n = 80
+    stamps = 100.0 + np.arange(n) / FPS
+    out = []
+    for k in range(n):
+        joints = np.zeros((V, 3), np.float32)
+        joints[0, 0] = _truth(k)
+        rec.push("p", stamps[k], joints)
+        out.extend(rec.poll())
+    covered = np.zeros(n, np.int64)
+    for r in out:
+        ks = np.flatnonzero((stamps >= r.window_start - 1e-6) & (stamps <= r.window_end + 1e-6))
+        covered[ks] += 1
+        share = np.bincount([_truth(k + latency) for k in ks], minlength=len(LABELS)) / ks.size
+        got = dict(zip(r.topk_labels, r.topk_scores))
+        assert np.allclose([got[lab] for lab in LABELS], share), (r, ks)
+    assert covered.max() == 1 and covered[T - 1 : n - lag - stride].min() == 1
+
+
+def test_latency_beyond_the_lag_is_refused_naming_both(dense_bundle):
+    with pytest.raises(ConfigError, match=r"latency_frames must be in \[0, lag_frames=4\].*got 5"):
+        StreamingRecognizer(dense_bundle, RecognizerSettings(lag_frames=4, latency_frames=5))
+    rec = StreamingRecognizer(dense_bundle, RecognizerSettings(lag_frames=4, latency_frames=4))
+    with pytest.raises(ConfigError, match="latency_frames"):
+        rec.update_settings(lag_frames=2)
+    assert (rec.settings.lag_frames, rec.settings.latency_frames) == (4, 4)
+
+
 def test_dense_settings_that_cannot_settle_every_frame_are_refused_naming_the_values(dense_bundle):
     with pytest.raises(ConfigError, match="lag_frames=16 must be below window_frames=16"):
         StreamingRecognizer(dense_bundle, RecognizerSettings(lag_frames=16))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from conftest import REPO
 
 from masksem_core.cli import main

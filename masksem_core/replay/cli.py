@@ -56,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="share of the bundle's segment classifier in a running segment's label (0: the dense model's)",
     )
+    rec.add_argument(
+        "--latency-frames",
+        type=int,
+        default=None,
+        help="dense bundles: the settled record labels frame t with the answer for frame t + this (<= lag)",
+    )
     rec.add_argument("--smoothing", choices=("none", "ema", "majority"), default=None)
     rec.add_argument("--smoothing-alpha", type=float, default=None, help="ema weight of the newest window")
     rec.add_argument("--smoothing-window", type=int, default=None, help="windows a majority vote spans")
@@ -90,6 +96,7 @@ OVERRIDES = (  # flag -> RecognizerSettings field
     ("stride", "stride_frames"),
     ("threshold", "score_threshold"),
     ("segment_weight", "segment_weight"),
+    ("latency_frames", "latency_frames"),
     ("smoothing", "smoothing"),
     ("smoothing_alpha", "smoothing_alpha"),
     ("smoothing_window", "smoothing_window"),

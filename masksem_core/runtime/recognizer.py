@@ -52,6 +52,9 @@ class RecognizerSettings:
     window_frames: int | None = None  # grid frames per window; None: the bundle's
     stride_frames: int = 15
     lag_frames: int = 0  # dense bundles: report frames this far behind the newest (more context, later)
+    # dense bundles: the settled record labels frame t with what the windows said of frame t + this (<= lag):
+    # a causal model names an action some frames after it starts and keeps naming it after it ends
+    latency_frames: int = 0
     segments: bool = False  # dense bundles with no_action: report whole running action segments
     min_segment_frames: int = 0  # segments: shorter actions are reported again as no_action
     merge_gap_frames: int = 0  # segments: an action resuming within this many frames continues
@@ -100,6 +103,11 @@ class RecognizerSettings:
             raise ConfigError("recognizer.min_segment_frames and merge_gap_frames must be >= 0")
         if self.lag_frames < 0:
             raise ConfigError(f"recognizer.lag_frames must be >= 0, got {self.lag_frames}")
+        if not 0 <= self.latency_frames <= self.lag_frames:
+            raise ConfigError(
+                f"recognizer.latency_frames must be in [0, lag_frames={self.lag_frames}] (the frames it "
+                f"looks ahead must have arrived), got {self.latency_frames}"
+            )
         for name in ("stride_frames", "top_k", "max_persons", "max_batch", "smoothing_window"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"recognizer.{name} must be >= 1, got {getattr(self, name)}")
@@ -239,7 +247,7 @@ class StreamingRecognizer:
                 f"recognizer.segment_weight={s.segment_weight}: the bundle {what} (0 runs without it)"
             )
         if not self.bundle.dense:
-            names = ("lag_frames", "segments", "provisional")
+            names = ("lag_frames", "latency_frames", "segments", "provisional")
             dense_only = {k: getattr(s, k) for k in names if getattr(s, k)}
             if dense_only:
                 log.warning("recognizer settings %s apply to dense (stream-trained) bundles only; this "
@@ -563,7 +571,8 @@ class StreamingRecognizer:
     ) -> tuple[np.ndarray, float, float, int] | None:
         """Add a dense window to the person's per-frame scores and return the merged probabilities of
         the frames now settled (new since the last report, `lag_frames` behind the newest) and their
-        first and last stamps; None when no new frame is settled.
+        first and last stamps; None when no new frame is settled. With `latency_frames` d the
+        probabilities of frames k0..k1 are those of frames k0 + d..k1 + d (arrived, as d <= lag).
 
         A continuing track resumes right after its last report even when that lies before this window
         (lag + stride > window, or a late poll): those frames are still in the ring (2 windows)."""
@@ -578,7 +587,8 @@ class StreamingRecognizer:
         if k1 < k0:
             return None
         scores.reported = k1
-        return scores.mean(k0, k1), scores.stamp(k0), scores.stamp(k1), k1 - k0 + 1
+        d = self.settings.latency_frames
+        return scores.mean(k0 + d, k1 + d), scores.stamp(k0), scores.stamp(k1), k1 - k0 + 1
 
     def _slots(self, pid: Any, track: Track, frames: np.ndarray, stamps: np.ndarray) -> np.ndarray:
         """(M, W, V, 3): this person in slot 0, the nearest other tracks in the other slots."""
