@@ -288,26 +288,34 @@ def test_clip_scores_of_dense_bundles_leave_out_the_background() -> None:
         background_index(labels, {"background_label": "idle"})
 
 
-def test_evaluate_bundle_agrees_with_the_checkpoint(nwucla_npz: Path, tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime", reason="the export extra (ONNX Runtime) is not installed")
-    from masksem_core.runtime.export import export, load_classifier_checkpoint
-
-    probe = tmp_path / "probe"
+@pytest.fixture(scope="module")
+def probe_run(nwucla_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A tiny linear probe trained on real NW-UCLA (3 epochs) and its checkpoint's own test results."""
+    tmp = tmp_path_factory.mktemp("probe")
     common = [*TINY_MODEL_OVERRIDES, f"data.path={nwucla_npz}"]
     code, _, err = _main(
-        "linprobe", "--config", "nwucla_linprobe", *common, "--out", str(probe), "optim.epochs=3",
+        "linprobe", "--config", "nwucla_linprobe", *common, "--out", str(tmp / "probe"), "optim.epochs=3",
         "probe.lr_grid=[]", "optim.lr=0.3", "run.pretrained=null",
     )  # fmt: skip
     assert code == 0, err
-    model, meta = load_classifier_checkpoint(probe / "classifier.pt")
-    export(model, meta, tmp_path / "bundle", fmt="onnx-int8")
+    ckpt = tmp / "probe" / "classifier.pt"
     code, _, err = _main(
-        "evaluate", "--config", "nwucla_linprobe", *common, "--checkpoint", str(probe / "classifier.pt"),
-        "--out", str(tmp_path / "ckpt"),
+        "evaluate", "--config", "nwucla_linprobe", *common, "--checkpoint", str(ckpt),
+        "--out", str(tmp / "ckpt"),
     )  # fmt: skip
     assert code == 0, err
-    want = json.loads((tmp_path / "ckpt" / "results.json").read_text())
-    assert want["top1"] > 100 / 10 + 5  # above chance (10 classes): the comparison means something
+    want = json.loads((tmp / "ckpt" / "results.json").read_text())
+    assert want["top1"] > 100 / 10 + 5  # above chance (10 classes): agreement with it means something
+    return ckpt, want
+
+
+def test_evaluate_bundle_agrees_with_the_checkpoint(nwucla_npz: Path, tmp_path: Path, probe_run) -> None:
+    pytest.importorskip("onnxruntime", reason="the export extra (ONNX Runtime) is not installed")
+    from masksem_core.runtime.export import export, load_classifier_checkpoint
+
+    ckpt, want = probe_run
+    model, meta = load_classifier_checkpoint(ckpt)
+    export(model, meta, tmp_path / "bundle", fmt="onnx-int8")
     got = {}
     for backend, precision in (("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")):
         out = tmp_path / f"{backend}-{precision}"
@@ -319,7 +327,9 @@ def test_evaluate_bundle_agrees_with_the_checkpoint(nwucla_npz: Path, tmp_path: 
         got[precision, backend] = json.loads((out / "results.json").read_text())
         assert stdout.strip().splitlines()[-1].startswith("evaluate top-1")
     torch_fp32 = got["fp32", "torch"]
-    assert set(torch_fp32) - {"bundle", "backend", "precision"} == set(want) - {"checkpoint", "training_top1"}
+    bundle_keys = {"bundle", "backend", "precision", "bundle_model"}
+    assert set(torch_fp32) - bundle_keys == set(want) - {"checkpoint", "training_top1"}
+    assert torch_fp32["bundle_model"] == "main"  # a clip bundle: its only model
     assert (
         torch_fp32["confusion_matrix"] == want["confusion_matrix"] and torch_fp32["labels"] == want["labels"]
     )
@@ -329,7 +339,7 @@ def test_evaluate_bundle_agrees_with_the_checkpoint(nwucla_npz: Path, tmp_path: 
 
 
 def test_evaluate_bundle_scores_its_segment_classifier_exactly_like_its_checkpoint(
-    nwucla_npz: Path, tmp_path: Path
+    nwucla_npz: Path, tmp_path: Path, probe_run
 ) -> None:
     """A stream bundle carrying a segment classifier answers for whole clips with it: `evaluate --bundle`
     (auto) gives the classifier checkpoint's own confusion matrix; `--bundle-model main` scores the
@@ -338,14 +348,8 @@ def test_evaluate_bundle_scores_its_segment_classifier_exactly_like_its_checkpoi
     from masksem_core.runtime.bundle import save_bundle
     from masksem_core.runtime.export import load_classifier_checkpoint
 
-    probe = tmp_path / "probe"
-    common = [*TINY_MODEL_OVERRIDES, f"data.path={nwucla_npz}"]
-    code, _, err = _main(
-        "linprobe", "--config", "nwucla_linprobe", *common, "--out", str(probe), "optim.epochs=3",
-        "probe.lr_grid=[]", "optim.lr=0.3", "run.pretrained=null",
-    )  # fmt: skip
-    assert code == 0, err
-    clip, meta = load_classifier_checkpoint(probe / "classifier.pt")
+    ckpt, want = probe_run
+    clip, meta = load_classifier_checkpoint(ckpt)
     torch.manual_seed(0)
     dense = ActionClassifier(clip.cfg, len(meta["labels"]) + 1, "finetune", dense=True, background=True,
                              head_hidden=16).eval()  # fmt: skip
@@ -353,13 +357,6 @@ def test_evaluate_bundle_scores_its_segment_classifier_exactly_like_its_checkpoi
     for name, segment in (("with", clip), ("without", None)):
         save_bundle(tmp_path / name, dense, labels, meta["layout"], 15.0, 16, {"centre_joint": 1,
                     "crop_ratio": 1.0}, {"background_label": "no_action"}, segment)  # fmt: skip
-    code, _, err = _main(
-        "evaluate", "--config", "nwucla_linprobe", *common, "--checkpoint", str(probe / "classifier.pt"),
-        "--out", str(tmp_path / "ckpt"),
-    )  # fmt: skip
-    assert code == 0, err
-    want = json.loads((tmp_path / "ckpt" / "results.json").read_text())
-    assert want["top1"] > 100 / 10 + 5  # above chance (10 classes): agreement means something
     got = {}
     for bundle, which in (("with", "auto"), ("with", "main"), ("without", "auto")):
         out = tmp_path / f"{bundle}-{which}"
