@@ -368,12 +368,36 @@ def test_latency_frames_labels_each_settled_frame_with_the_answer_for_a_later_fr
     assert covered.max() == 1 and covered[T - 1 : n - lag - stride].min() == 1
 
 
+@pytest.mark.parametrize("bias", [0.0, np.log(3.0), -np.log(3.0)])
+def test_background_bias_shifts_no_action_log_odds_in_settled_and_provisional_reports(dense_bundle, bias):
+    """Frames alternate wave / no_action, so each 2-frame report holds one of each (0.5 / 0.5): with the
+    bias b no_action gets e^b / (1 + e^b) of it, in the settled and the provisional reports alike."""
+    rec = _labelled_stream_recognizer(
+        dense_bundle, stride_frames=2, lag_frames=4, provisional=True, background_bias=float(bias)
+    )
+    out = []
+    for k in range(40):
+        joints = np.zeros((V, 3), np.float32)
+        joints[0, 0] = 0 if k % 2 == 0 else LABELS.index("no_action")
+        rec.push("p", 100.0 + k / FPS, joints)
+        out.extend(rec.poll())
+    want = np.exp(bias) / (1.0 + np.exp(bias))
+    two_frame = [r for r in out if abs(r.window_end - r.window_start - 1 / FPS) < 1e-6]
+    assert {r.label for r in two_frame} == {"no_action" if bias > 0 else "wave"} or bias == 0.0
+    assert len({False, True} & {r.stamp - r.window_end > 1e-6 for r in two_frame}) == 2  # settled and now
+    for r in two_frame:
+        got = dict(zip(r.topk_labels, r.topk_scores))
+        assert got["no_action"] == pytest.approx(want) and got["wave"] == pytest.approx(1 - want)
+
+
 def test_latency_beyond_the_lag_is_refused_naming_both(dense_bundle):
     with pytest.raises(ConfigError, match=r"latency_frames must be in \[0, lag_frames=4\].*got 5"):
         StreamingRecognizer(dense_bundle, RecognizerSettings(lag_frames=4, latency_frames=5))
     rec = StreamingRecognizer(dense_bundle, RecognizerSettings(lag_frames=4, latency_frames=4))
     with pytest.raises(ConfigError, match="latency_frames"):
         rec.update_settings(lag_frames=2)
+    with pytest.raises(ConfigError, match="background_bias must be within"):
+        rec.update_settings(background_bias=float("nan"))
     assert (rec.settings.lag_frames, rec.settings.latency_frames) == (4, 4)
 
 

@@ -62,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="dense bundles: the settled record labels frame t with the answer for frame t + this (<= lag)",
     )
+    rec.add_argument(
+        "--background-bias",
+        type=float,
+        default=None,
+        help="dense bundles: added to no_action's log-probability (> 0: more no_action, < 0: fewer)",
+    )
     rec.add_argument("--smoothing", choices=("none", "ema", "majority"), default=None)
     rec.add_argument("--smoothing-alpha", type=float, default=None, help="ema weight of the newest window")
     rec.add_argument("--smoothing-window", type=int, default=None, help="windows a majority vote spans")
@@ -97,6 +103,7 @@ OVERRIDES = (  # flag -> RecognizerSettings field
     ("threshold", "score_threshold"),
     ("segment_weight", "segment_weight"),
     ("latency_frames", "latency_frames"),
+    ("background_bias", "background_bias"),
     ("smoothing", "smoothing"),
     ("smoothing_alpha", "smoothing_alpha"),
     ("smoothing_window", "smoothing_window"),

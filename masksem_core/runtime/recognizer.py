@@ -55,6 +55,9 @@ class RecognizerSettings:
     # dense bundles: the settled record labels frame t with what the windows said of frame t + this (<= lag):
     # a causal model names an action some frames after it starts and keeps naming it after it ends
     latency_frames: int = 0
+    # dense bundles with no_action: added to no_action's log-probability before each report is read
+    # (> 0: more frames called no_action, < 0: fewer): the class prior of the deployment, not of training
+    background_bias: float = 0.0
     segments: bool = False  # dense bundles with no_action: report whole running action segments
     min_segment_frames: int = 0  # segments: shorter actions are reported again as no_action
     merge_gap_frames: int = 0  # segments: an action resuming within this many frames continues
@@ -103,6 +106,10 @@ class RecognizerSettings:
             raise ConfigError("recognizer.min_segment_frames and merge_gap_frames must be >= 0")
         if self.lag_frames < 0:
             raise ConfigError(f"recognizer.lag_frames must be >= 0, got {self.lag_frames}")
+        if not abs(self.background_bias) <= 20.0:  # NaN fails too
+            raise ConfigError(
+                f"recognizer.background_bias must be within [-20, 20], got {self.background_bias}"
+            )
         if not 0 <= self.latency_frames <= self.lag_frames:
             raise ConfigError(
                 f"recognizer.latency_frames must be in [0, lag_frames={self.lag_frames}] (the frames it "
@@ -247,7 +254,7 @@ class StreamingRecognizer:
                 f"recognizer.segment_weight={s.segment_weight}: the bundle {what} (0 runs without it)"
             )
         if not self.bundle.dense:
-            names = ("lag_frames", "latency_frames", "segments", "provisional")
+            names = ("lag_frames", "latency_frames", "segments", "provisional", "background_bias")
             dense_only = {k: getattr(s, k) for k in names if getattr(s, k)}
             if dense_only:
                 log.warning("recognizer settings %s apply to dense (stream-trained) bundles only; this "
@@ -489,6 +496,7 @@ class StreamingRecognizer:
         if merged is None:
             return []
         span_probs, start, end, frames = merged
+        span_probs = self._bias(span_probs)
         segment = self.settings.segments and self.bundle.background_label is not None
         background = len(self.bundle.labels) - 1
         ask = None
@@ -503,7 +511,7 @@ class StreamingRecognizer:
             # "now": the newest stride's frames (those since the previous window), not the whole lag
             k0 = max(scores.reported + 1, newest - self.settings.stride_frames + 1)
             both = self.bundle.dual
-            now, now_start = scores.mean(k0, newest, causal=both), scores.stamp(k0)
+            now, now_start = self._bias(scores.mean(k0, newest, causal=both)), scores.stamp(k0)
             ask = None
             if segment:  # the label a running segment would give; the span stays these frames
                 running = self.segments[pid]
@@ -515,6 +523,15 @@ class StreamingRecognizer:
                 now = running.peek(now, newest - k0 + 1, background)
             out.append([pid, now, (now_start, scores.stamp(newest), last, due_since), True, ask])
         return out
+
+    def _bias(self, probs: np.ndarray) -> np.ndarray:
+        """Merged probabilities with `background_bias` added to no_action's log-probability."""
+        bias = self.settings.background_bias
+        if bias == 0.0 or self.bundle.background_label is None:
+            return probs
+        out = probs.copy()
+        out[len(self.bundle.labels) - 1] *= np.exp(bias)
+        return out / out.sum()
 
     def _segment_frames(self, pid: Any, start: float, end: float) -> np.ndarray | None:
         """A running segment's frames (M, n, V, 3) to classify whole, or None (no segment classifier in
