@@ -66,15 +66,14 @@ def evaluate_bundle(
 
     bundle = load_bundle(bundle_path)
     which = scored_model(bundle, model)
-    net = bundle.segment_model if which == "segment" else bundle.model
+    if which == "segment":  # a whole-clip classifier of the actions: no background column
+        net, background, labels = bundle.segment_model, None, bundle.action_labels
+        clip_length, crop = bundle.segment_clip_length, bundle.segment_crop_ratio
+    else:
+        net, background = bundle.model, background_index(bundle.labels, bundle.meta)
+        labels = action_labels(bundle.labels, background)
+        clip_length, crop = bundle.clip_length, bundle.crop_ratio
     cfg = dataclasses.replace(cfg, model=net.cfg)  # config.json records the model evaluated
-    background = None if which == "segment" else background_index(bundle.labels, bundle.meta)
-    labels = bundle.action_labels if which == "segment" else action_labels(bundle.labels, background)
-    clip_length, crop = (
-        (bundle.segment_clip_length, bundle.segment_crop_ratio)
-        if which == "segment"
-        else (bundle.clip_length, bundle.crop_ratio)
-    )
     if not cfg.data.path:
         raise ValueError("no data set: pass --data NPZ (a prepared .npz, see `masksem prepare`)")
     data = SkeletonClips(
