@@ -103,11 +103,34 @@ def probe_val(row: dict, out: str | Path) -> float | None:
     return max(by_lr.values()) if by_lr else None
 
 
+def extra_finetunes(row: dict, out: str | Path) -> list[float]:
+    """Fine-tune top-1 of one continuation under more fine-tune seeds: its own fine-tune plus any
+    OUT/<row>_s<seed>/finetune_f<F>/results.json (`masksem finetune ... run.seed=F`)."""
+    found = [row["finetune_top1"]] if "finetune_top1" in row else []
+    row_dir = Path(out) / f"{row['name']}_s{row['seed']}"
+    for path in sorted(row_dir.glob("finetune_f*/results.json")):
+        found.append(json.loads(path.read_text())["top1"])
+    return found
+
+
+def fine_tune_seeds(rows: list[dict], out: str | Path) -> str:
+    """'s<seed>: mean ± std (n)' for each continuation fine-tuned with more than one seed, else '–'."""
+    parts = []
+    for r in rows:
+        vals = extra_finetunes(r, out)
+        if len(vals) > 1:
+            parts.append(f"s{r['seed']}: {stat(vals, 2)} ({len(vals)})")
+    return "; ".join(parts) or "–"
+
+
 def table(rows: list[dict], epochs: int, out: str | Path = ".") -> str:
+    """One line a row: mean ± std over continuation seeds (each fine-tuned with its own seed), and, where
+    a continuation was fine-tuned with more seeds, that spread apart (fine-tune seeds, one continuation)."""
     lines = [
         "| row | what | seeds | continuation epochs | wall (s) | probe val (held-out training clips) |"
-        " linear top-1 | kNN-20 top-1 | fine-tune top-1 | mask masked/kept (last epoch) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " linear top-1 | kNN-20 top-1 | fine-tune top-1 | fine-tune seeds of one continuation |"
+        " mask masked/kept (last epoch) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in dict.fromkeys(r["name"] for r in rows):
         rs = [r for r in rows if r["name"] == name]
@@ -118,7 +141,8 @@ def table(rows: list[dict], epochs: int, out: str | Path = ".") -> str:
             f"{0 if spec.pretrain is None else epochs} | {stat(wall, 0) if wall else '–'} | "
             f"{stat([v for v in (probe_val(r, out) for r in rs) if v is not None])} | "
             f"{stat([r['linear_top1'] for r in rs])} | {stat([r['knn_top1'] for r in rs])} | "
-            f"{stat([r['finetune_top1'] for r in rs if 'finetune_top1' in r])} | {mask_summary(rs)} |"
+            f"{stat([r['finetune_top1'] for r in rs if 'finetune_top1' in r])} | "
+            f"{fine_tune_seeds(rs, out)} | {mask_summary(rs)} |"
         )
     return "\n".join(lines) + "\n"
 
