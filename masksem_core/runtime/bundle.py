@@ -90,11 +90,6 @@ class Bundle:
         return self.labels[-1] if self.model.background else None
 
     @property
-    def background_index(self) -> int | None:
-        """The class index of `background_label` (the last), else None."""
-        return len(self.labels) - 1 if self.model.background else None
-
-    @property
     def action_labels(self) -> list[str]:
         """The labels without the background one: the segment classifier's classes."""
         return self.labels[:-1] if self.model.background else list(self.labels)

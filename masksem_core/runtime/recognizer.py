@@ -357,9 +357,7 @@ class StreamingRecognizer:
             self.smoothers[person_id] = Smoother(
                 self.settings.smoothing, self.settings.smoothing_alpha, self.settings.smoothing_window
             )
-            self.confirm[person_id] = LabelConfirmation(
-                self.settings.provisional_confirm, self.bundle.background_index
-            )
+            self.confirm[person_id] = LabelConfirmation(self.settings.provisional_confirm)
             if self.bundle.dense:
                 self.scores[person_id] = FrameScores(2 * self.window_frames, len(self.bundle.labels))
                 self.segments[person_id] = ActionSegment(

@@ -59,35 +59,28 @@ class Smoother:
 
 
 class LabelConfirmation:
-    """One person's confirmed provisional label. With a `background` class (dense bundles with no_action)
-    what is confirmed is the switch between "no action" and "an action": it takes `reports` reports in a
-    row that agree (1: at once, no debouncing), and inside an action the reported action follows the
-    probabilities (a running segment already keeps it steady). Without one, any class change is
-    confirmed that way. Until a switch is confirmed the previous label is reported."""
+    """One person's confirmed provisional label: a new class takes over after leading `reports` reports
+    in a row (1: at once, no debouncing); until then the previous class is kept."""
 
-    def __init__(self, reports: int = 1, background: int | None = None) -> None:
+    def __init__(self, reports: int = 1) -> None:
         if reports < 1:
             raise ValueError(f"provisional_confirm must be >= 1 report, got {reports}")
-        self.reports, self.background = int(reports), background
+        self.reports = int(reports)
         self.reset()
 
     def reset(self) -> None:
-        self.current: int | None = None  # the confirmed state: a class, or (with background) 0/1 = action?
+        self.current: int | None = None
         self.candidate: int | None = None
         self.count = 0
-        self.reported = -1  # the class reported last
-
-    def _state(self, cls: int) -> int:
-        return cls if self.background is None else int(cls != self.background)
 
     def __call__(self, probs: np.ndarray) -> int:
         """Feed one report's probabilities (K,); returns the class to report."""
         cls = int(np.argmax(probs))
-        state = self._state(cls)
-        if self.current is not None and state != self.current and self.reports > 1:
-            self.count = self.count + 1 if state == self.candidate else 1
-            self.candidate = state
-            if self.count < self.reports:
-                return self.reported  # the switch is not confirmed yet: say what was said
-        self.current, self.candidate, self.count, self.reported = state, None, 0, cls
-        return cls
+        if self.current is None or cls == self.current or self.reports == 1:
+            self.current, self.candidate, self.count = cls, None, 0
+            return cls
+        self.count = self.count + 1 if cls == self.candidate else 1
+        self.candidate = cls
+        if self.count >= self.reports:
+            self.current, self.candidate, self.count = cls, None, 0
+        return self.current
