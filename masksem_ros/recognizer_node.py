@@ -47,8 +47,6 @@ PARAMETERS: dict[str, Any] = {
     "merge_gap_frames": 0,
     "segment_weight": -1.0,  # the segment classifier's share in a segment's label (< 0: the bundle's)
     "latency_frames": -1,  # settled record: frame t gets the answer for t + this (<= lag; < 0: the bundle's)
-    "split_frames": -1,  # segments: frames of one other action that start a new segment (< 0: the bundle's)
-    "provisional_confirm": -1,  # a new "now" label needs this many reports in a row (< 0: the bundle's)
     "top_k": 5,
     "max_persons": 8,
     "track_timeout_s": 2.0,  # forget a person not seen for this long
@@ -63,16 +61,14 @@ PARAMETERS: dict[str, Any] = {
 }
 FROM_BUNDLE = (
     "stride_frames", "score_threshold", "smoothing", "smoothing_alpha", "smoothing_window", "segment_weight",
-    "latency_frames", "split_frames", "provisional_confirm",
+    "latency_frames",
 )  # fmt: skip
 FALLBACK = {"stride_frames": 15, "score_threshold": 0.5, "smoothing": "ema", "smoothing_alpha": 0.5,
-            "smoothing_window": 5, "segment_weight": 0.0, "latency_frames": 0,
-            "split_frames": 0, "provisional_confirm": 1}  # fmt: skip
+            "smoothing_window": 5, "segment_weight": 0.0, "latency_frames": 0}  # fmt: skip
 SETTING_NAMES = (
     "device", "precision", "backend", "num_threads", "stride_frames", "score_threshold", "smoothing",
     "smoothing_alpha", "smoothing_window", "top_k", "max_persons", "track_timeout_s", "lag_frames",
     "segments", "min_segment_frames", "merge_gap_frames", "provisional", "segment_weight", "latency_frames",
-    "split_frames", "provisional_confirm",
 )  # fmt: skip
 # Need a restart (a new model, new subscriptions or timers): refused by `ros2 param set`.
 READ_ONLY = (

@@ -250,40 +250,6 @@ def test_action_segments_relabel_from_all_frames_merge_pauses_and_drop_blips():
     assert start == 7.0 and p.argmax() == bg
 
 
-@pytest.mark.parametrize("split", [0, 4, 6])
-def test_action_segments_split_when_one_other_action_runs_for_split_frames(split):
-    """Two actions back to back with no background between them: one segment without `split_frames`;
-    with it, a new segment from where the other action's run began, the run's frames leaving the first."""
-    from masksem_core.runtime.merging import ActionSegment
-
-    bg = 3
-    act0, act1, back = np.array([0.7, 0.1, 0.1, 0.1]), np.array([0.1, 0.7, 0.1, 0.1]), np.eye(4)[bg]
-    seg = ActionSegment(split_frames=split)
-    seg.update(back, 2, 0.0, bg)
-    for t in range(5):  # action 0 from 1.0, 10 frames
-        p, start = seg.update(act0, 2, 1.0 + t, bg)
-    assert start == 1.0 and p.argmax() == 0
-    seg.update(act1, 2, 6.0, bg)  # one chunk of action 1: a run of 2 frames, never enough to split
-    p, start = seg.update(act0, 2, 7.0, bg)
-    assert start == 1.0 and p.argmax() == 0 and seg.run_count == 0  # back to action 0: the run is forgotten
-    starts, labels = [], []
-    for t in range(6):  # then action 1 from 8.0, 12 frames
-        p, start = seg.update(act1, 2, 8.0 + t, bg)
-        starts.append(start)
-        labels.append(int(p.argmax()))
-    if split == 0:
-        assert set(starts) == {1.0} and labels[-1] == 1  # one segment; its mean drifts to action 1 at last
-        return
-    chunks = split // 2
-    assert starts[: chunks - 1] == [1.0] * (chunks - 1) and labels[: chunks - 1] == [0] * (chunks - 1)
-    assert set(starts[chunks - 1 :]) == {8.0} and set(labels[chunks - 1 :]) == {1}
-    assert seg.count == 12 and np.allclose(seg.sums, act1 * 12)  # the run's frames are the new segment
-    prev_start, prev_sums, prev_count = seg.prev
-    assert prev_start == 1.0 and prev_count == 14 and np.allclose(prev_sums, act0 * 12 + act1 * 2)
-    p, start = seg.update(back, 2, 14.0, bg)  # the new segment ends like any other
-    assert p.argmax() == bg and seg.prev[0] == 8.0 and seg.run_count == 0
-
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -335,18 +301,8 @@ def _truth(k: int) -> int:
 
 @pytest.mark.parametrize(
     "stride, lag, poll_every",
-    [
-        (8, 10, 1),
-        (12, 8, 1),
-        (4, 15, 1),
-        (16, 0, 1),
-        (16, 15, 1),
-        (1, 0, 1),
-        (5, 13, 1),
-        (4, 4, 1),
-        (4, 10, 9),
-        (8, 12, 5),
-    ],  # fmt: skip
+    [(8, 10, 1), (12, 8, 1), (4, 15, 1), (16, 0, 1), (16, 15, 1), (1, 0, 1), (5, 13, 1), (4, 4, 1),
+     (4, 10, 9), (8, 12, 5)],  # fmt: skip
 )
 def test_every_frame_is_reported_once_with_its_labels_whatever_lag_and_stride(dense_bundle, stride, lag,
                                                                                poll_every):  # fmt: skip
@@ -647,43 +603,6 @@ def test_provisional_reports_say_now_what_the_lagged_settled_reports_say_later(d
     assert [(r.label, r.window_start, r.window_end) for r in settled_plain] == [
         (s.label, s.window_start, s.window_end) for _, (s, _) in polls
     ]
-
-
-@pytest.mark.parametrize("confirm", [1, 2, 3])
-def test_provisional_confirm_debounces_now_labels_and_leaves_settled_reports_alone(dense_bundle, confirm):
-    """A wave with a one-report (2-frame) no_action flicker, then no_action for good: with
-    provisional_confirm c a new "now" label is reported only after leading c reports in a row, so the
-    flicker shows only at c = 1 and the real change is reported c - 1 reports later; the score stays the
-    reported class's own probability, and settled reports are those without debouncing."""
-    wave, bg = LABELS.index("wave"), LABELS.index("no_action")
-    truth = [wave] * 24 + [bg] * 2 + [wave] * 10 + [bg] * 20
-
-    def feed(rec):
-        out = []
-        for k, cls in enumerate(truth):
-            joints = np.zeros((V, 3), np.float32)
-            joints[0, 0] = cls
-            rec.push("p", 100.0 + k / FPS, joints)
-            out.append(rec.poll())
-        return [got for got in out if got]
-
-    settings = {"stride_frames": 2, "lag_frames": 4, "provisional": True}
-    polls = feed(_labelled_stream_recognizer(dense_bundle, provisional_confirm=confirm, **settings))
-    now = [got[1] for got in polls]
-    labels = [r.label for r in now]
-    changes = [i for i in range(1, len(labels)) if labels[i] != labels[i - 1]]
-    first_bg = next(i for i, r in enumerate(now) if r.window_start >= 100.0 + 36 / FPS - 1e-9)
-    if confirm == 1:
-        assert len(changes) == 3  # the flicker and back, then the real change at once
-        assert changes[-1] == first_bg
-    else:
-        assert len(changes) == 1 and changes[0] == first_bg + confirm - 1
-    for r in now:
-        assert r.score == pytest.approx(dict(zip(r.topk_labels, r.topk_scores))[r.label])
-    plain = feed(_labelled_stream_recognizer(dense_bundle, **settings))
-    assert [(g[0].label, g[0].window_start) for g in polls] == [(g[0].label, g[0].window_start) for g in plain]
-    with pytest.raises(ConfigError, match="provisional_confirm must be >= 1 report, got 0"):
-        RecognizerSettings(provisional_confirm=0).validate()
 
 
 def test_dense_only_settings_on_a_clip_bundle_are_named_in_a_warning(tmp_path, caplog):

@@ -63,18 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="dense bundles: the settled record labels frame t with the answer for frame t + this (<= lag)",
     )
     rec.add_argument(
-        "--split-frames",
-        type=int,
-        default=None,
-        help="dense bundles, segments: this many frames of one other action start a new segment (0: never)",
-    )
-    rec.add_argument(
-        "--provisional-confirm",
-        type=int,
-        default=None,
-        help='dense bundles: a new provisional ("now") label needs this many reports in a row (1: at once)',
-    )
-    rec.add_argument(
         "--background-bias",
         type=float,
         default=None,
@@ -116,8 +104,6 @@ OVERRIDES = (  # flag -> RecognizerSettings field
     ("segment_weight", "segment_weight"),
     ("latency_frames", "latency_frames"),
     ("background_bias", "background_bias"),
-    ("split_frames", "split_frames"),
-    ("provisional_confirm", "provisional_confirm"),
     ("smoothing", "smoothing"),
     ("smoothing_alpha", "smoothing_alpha"),
     ("smoothing_window", "smoothing_window"),

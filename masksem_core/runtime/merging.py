@@ -96,15 +96,10 @@ class ActionSegment:
     Two retrospective repairs: an action that resumes within `merge_gap` frames of the previous one's end
     continues it (its span covers the short pause), and an action that ended after fewer than
     `min_frames` frames is reported again as background over its whole span (a blip, not an action).
-    A third for actions that follow each other without a pause the model sees (a person moving straight
-    from one action into the next): with `split_frames` > 0, a run of at least that many frames whose
-    most likely class is one other action than the segment's starts a new segment where the run began;
-    the run's frames leave the old segment's scores.
     """
 
-    def __init__(self, min_frames: int = 0, merge_gap: int = 0, split_frames: int = 0) -> None:
+    def __init__(self, min_frames: int = 0, merge_gap: int = 0) -> None:
         self.min_frames, self.merge_gap = int(min_frames), int(merge_gap)
-        self.split_frames = int(split_frames)
         self.reset()
 
     def reset(self) -> None:
@@ -114,14 +109,6 @@ class ActionSegment:
         self.count = 0
         self.gap = 0  # background frames since the last segment ended
         self.prev: tuple[float, np.ndarray, int] | None = None  # the last segment: start, sums, count
-        self._clear_run()
-
-    def _clear_run(self) -> None:
-        """Forget the run of chunks that disagree with the segment's class (split_frames)."""
-        self.run_class = -1
-        self.run_start = 0.0
-        self.run_sums: np.ndarray | None = None
-        self.run_count = 0
 
     def update(
         self, probs: np.ndarray, frames: int, start: float, background: int
@@ -135,7 +122,6 @@ class ActionSegment:
                 return probs, start
             assert self.sums is not None
             self.prev, self.active, self.gap = (self.start, self.sums, self.count), False, frames
-            self._clear_run()
             if self.count < self.min_frames:  # a blip: background over its whole span
                 return probs, self.start
             return probs, start
@@ -147,38 +133,11 @@ class ActionSegment:
                 self.start, self.sums, self.count = start, np.zeros_like(probs), 0
             self.active, self.gap = True, 0
         assert self.sums is not None
-        if self.split_frames > 0:
-            self._follow_run(probs, frames, start, background)
         self.sums += probs * frames
         self.count += frames
-        if self.split_frames > 0 and self.run_count >= self.split_frames and self.count > self.run_count:
-            self._split()
         out = self.sums / self.count
         out[background] = 0.0  # inside an action segment: say which action
         return out, self.start
-
-    def _follow_run(self, probs: np.ndarray, frames: int, start: float, background: int) -> None:
-        """Track the run of chunks whose most likely class is one action other than the segment's."""
-        assert self.sums is not None
-        label = int(np.argmax(probs))
-        own = self.sums.copy()
-        own[background] = -np.inf
-        if self.count == 0 or label == int(np.argmax(own)):
-            self._clear_run()
-            return
-        if label != self.run_class:
-            self.run_class, self.run_start = label, start
-            self.run_sums, self.run_count = np.zeros_like(probs), 0
-        assert self.run_sums is not None
-        self.run_sums += probs * frames
-        self.run_count += frames
-
-    def _split(self) -> None:
-        """End the segment where the run began and go on with the run as a new segment."""
-        assert self.sums is not None and self.run_sums is not None
-        self.prev = (self.start, self.sums - self.run_sums, self.count - self.run_count)
-        self.start, self.sums, self.count = self.run_start, self.run_sums.copy(), self.run_count
-        self._clear_run()
 
     def _joins(self) -> tuple[float, np.ndarray, int] | None:
         """The segment an action chunk would extend: the running one, else the previous one when the

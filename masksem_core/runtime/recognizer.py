@@ -32,7 +32,7 @@ from masksem_core.runtime.adapters import get_adapter
 from masksem_core.runtime.bundle import Bundle, load_bundle
 from masksem_core.runtime.merging import ActionSegment, FrameScores, frame_probs
 from masksem_core.runtime.segment_frames import FrameHistory
-from masksem_core.runtime.smoothing import LabelConfirmation, Smoother
+from masksem_core.runtime.smoothing import Smoother
 from masksem_core.runtime.tracks import DROP_REASONS, EVENTS, Track, TrackConfig, check_frame
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,6 @@ class RecognizerSettings:
     segments: bool = False  # dense bundles with no_action: report whole running action segments
     min_segment_frames: int = 0  # segments: shorter actions are reported again as no_action
     merge_gap_frames: int = 0  # segments: an action resuming within this many frames continues
-    split_frames: int = 0  # segments: this many frames of one other action start a new segment (0: never)
-    provisional_confirm: int = 1  # provisional: a new "now" label needs this many reports in a row (1: now)
     # dense bundles with lag: after each settled report, also report the newest stride's frames from what
     # the windows so far say (a "now" answer the robot can act on; later settled reports replace it); a
     # dual bundle answers them from its causal pass, the settled frames from its bidirectional one
@@ -104,15 +102,8 @@ class RecognizerSettings:
     def validate(self) -> None:
         if self.window_frames is not None and self.window_frames < 2:
             raise ConfigError(f"recognizer.window_frames must be >= 2, got {self.window_frames}")
-        if min(self.min_segment_frames, self.merge_gap_frames, self.split_frames) < 0:
-            raise ConfigError(
-                "recognizer.min_segment_frames, merge_gap_frames and split_frames must be >= 0, got "
-                f"{self.min_segment_frames}, {self.merge_gap_frames}, {self.split_frames}"
-            )
-        if self.provisional_confirm < 1:
-            raise ConfigError(
-                f"recognizer.provisional_confirm must be >= 1 report, got {self.provisional_confirm}"
-            )
+        if self.min_segment_frames < 0 or self.merge_gap_frames < 0:
+            raise ConfigError("recognizer.min_segment_frames and merge_gap_frames must be >= 0")
         if self.lag_frames < 0:
             raise ConfigError(f"recognizer.lag_frames must be >= 0, got {self.lag_frames}")
         if not abs(self.background_bias) <= 20.0:  # NaN fails too
@@ -240,7 +231,6 @@ class StreamingRecognizer:
         )
         self.tracks: dict[Any, Track] = {}
         self.smoothers: dict[Any, Smoother] = {}
-        self.confirm: dict[Any, LabelConfirmation] = {}  # provisional labels, debounced
         self.scores: dict[Any, FrameScores] = {}  # dense bundles: merged per-frame probabilities
         self.segments: dict[Any, ActionSegment] = {}  # dense bundles: each person's running action
         self.history: dict[Any, FrameHistory] = {}  # with a segment classifier: each person's recent frames
@@ -357,13 +347,10 @@ class StreamingRecognizer:
             self.smoothers[person_id] = Smoother(
                 self.settings.smoothing, self.settings.smoothing_alpha, self.settings.smoothing_window
             )
-            self.confirm[person_id] = LabelConfirmation(self.settings.provisional_confirm)
             if self.bundle.dense:
                 self.scores[person_id] = FrameScores(2 * self.window_frames, len(self.bundle.labels))
                 self.segments[person_id] = ActionSegment(
-                    self.settings.min_segment_frames,
-                    self.settings.merge_gap_frames,
-                    self.settings.split_frames,
+                    self.settings.min_segment_frames, self.settings.merge_gap_frames
                 )
                 if self.segment_model is not None:
                     slots, joints = self.bundle.num_persons, self.bundle.layout.num_joints
@@ -375,7 +362,6 @@ class StreamingRecognizer:
             return outcome
         if outcome in ("gap_reset", "clock_reset"):
             self.smoothers[person_id].reset()
-            self.confirm[person_id].reset()
             if person_id in self.scores:
                 self.scores[person_id].reset()
                 self.segments[person_id].reset()
@@ -401,7 +387,6 @@ class StreamingRecognizer:
             for pid in gone:
                 del self.tracks[pid]
                 del self.smoothers[pid]
-                self.confirm.pop(pid, None)
                 self.scores.pop(pid, None)
                 self.segments.pop(pid, None)
                 self.history.pop(pid, None)
@@ -413,7 +398,6 @@ class StreamingRecognizer:
         with self._lock:
             self.tracks.clear()
             self.smoothers.clear()
-            self.confirm.clear()
             self.scores.clear()
             self.segments.clear()
             self.history.clear()
@@ -447,11 +431,6 @@ class StreamingRecognizer:
             if restart_smoothers:
                 for pid in self.smoothers:
                     self.smoothers[pid] = Smoother(new.smoothing, new.smoothing_alpha, new.smoothing_window)
-            for segment in self.segments.values():  # running segments follow the new rules from now on
-                segment.min_frames, segment.merge_gap = new.min_segment_frames, new.merge_gap_frames
-                segment.split_frames = new.split_frames
-            for confirm in self.confirm.values():
-                confirm.reports = new.provisional_confirm
         return new
 
     # ------------------------------------------------------------------ inference
@@ -682,8 +661,6 @@ class StreamingRecognizer:
         start, end = float(start), float(end)
         if pid in self.smoothers and not provisional:
             smoothed, cls = self.smoothers[pid](probs)
-        elif pid in self.confirm:
-            smoothed, cls = probs, self.confirm[pid](probs)
         else:
             smoothed, cls = probs, int(probs.argmax())
         k = min(self.settings.top_k, len(smoothed))

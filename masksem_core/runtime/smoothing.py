@@ -5,10 +5,6 @@ not change its mind every half second. `none` passes probabilities through; `ema
 moving average (weight `alpha` on the newest window); `majority` votes over the last `window` argmax
 labels and reports, as score, the mean probability of the winning class over those windows (ties go
 to the most recent winner). State is bounded: one vector or a short deque per person.
-
-`LabelConfirmation` debounces a dense bundle's provisional ("now") labels, which bypass smoothing: a
-new label is reported only once it has led that many reports in a row, so a robot acting on "now" does
-not see a one-poll flicker at every action boundary.
 """
 
 from __future__ import annotations
@@ -56,31 +52,3 @@ class Smoother:
         tied = set(np.flatnonzero(votes == votes.max()).tolist())
         winner = next(int(c) for c in labels[::-1] if int(c) in tied)
         return stack.mean(axis=0), winner
-
-
-class LabelConfirmation:
-    """One person's confirmed provisional label: a new class takes over after leading `reports` reports
-    in a row (1: at once, no debouncing); until then the previous class is kept."""
-
-    def __init__(self, reports: int = 1) -> None:
-        if reports < 1:
-            raise ValueError(f"provisional_confirm must be >= 1 report, got {reports}")
-        self.reports = int(reports)
-        self.reset()
-
-    def reset(self) -> None:
-        self.current: int | None = None
-        self.candidate: int | None = None
-        self.count = 0
-
-    def __call__(self, probs: np.ndarray) -> int:
-        """Feed one report's probabilities (K,); returns the class to report."""
-        cls = int(np.argmax(probs))
-        if self.current is None or cls == self.current or self.reports == 1:
-            self.current, self.candidate, self.count = cls, None, 0
-            return cls
-        self.count = self.count + 1 if cls == self.candidate else 1
-        self.candidate = cls
-        if self.count >= self.reports:
-            self.current, self.candidate, self.count = cls, None, 0
-        return self.current
