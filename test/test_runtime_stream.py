@@ -605,6 +605,16 @@ def test_provisional_reports_say_now_what_the_lagged_settled_reports_say_later(d
     ]
 
 
+def test_changed_segment_rules_reach_the_people_already_tracked(dense_bundle):
+    """`ros2 param set ... min_segment_frames` must change what a running recogniser does for the people
+    it already follows, not only for people seen afterwards."""
+    rec = _labelled_stream_recognizer(dense_bundle, stride_frames=2, lag_frames=4, segments=True,
+                                      min_segment_frames=8, merge_gap_frames=8)  # fmt: skip
+    _feed_truth(rec, 100.0 + np.arange(20) / FPS)
+    rec.update_settings(min_segment_frames=2, merge_gap_frames=0)
+    assert (rec.segments["p"].min_frames, rec.segments["p"].merge_gap) == (2, 0)
+
+
 def test_dense_only_settings_on_a_clip_bundle_are_named_in_a_warning(tmp_path, caplog):
     torch.manual_seed(0)
     model = ActionClassifier(tiny_cfg(), 2, "finetune").eval()

@@ -431,6 +431,8 @@ class StreamingRecognizer:
             if restart_smoothers:
                 for pid in self.smoothers:
                     self.smoothers[pid] = Smoother(new.smoothing, new.smoothing_alpha, new.smoothing_window)
+            for segment in self.segments.values():  # running segments follow the new rules from now on
+                segment.min_frames, segment.merge_gap = new.min_segment_frames, new.merge_gap_frames
         return new
 
     # ------------------------------------------------------------------ inference
