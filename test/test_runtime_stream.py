@@ -16,7 +16,7 @@ from masksem_core.data.arrays import write_split_npz
 from masksem_core.data.feeder import SkeletonClips
 from masksem_core.data.stream import StreamingConfig, StreamWindows, centre_window, data_fps, token_labels
 from masksem_core.model import ActionClassifier, ModelConfig
-from masksem_core.runtime.bundle import BundleError, load_bundle, save_bundle
+from masksem_core.runtime.bundle import BundleError, load_bundle, save_bundle, set_recognizer_settings
 from masksem_core.runtime.export import ExportableClassifier, export, onnx_bytes, onnx_max_abs_diff
 from masksem_core.runtime.merging import FrameScores, frame_probs
 from masksem_core.runtime.recognizer import RecognizerSettings, StreamingRecognizer
@@ -197,7 +197,6 @@ def test_choosing_settings_on_a_validation_stream_and_writing_them_into_the_bund
     import shutil
 
     from masksem_core.runtime import tuning
-    from masksem_core.runtime.bundle import set_recognizer_settings
     from masksem_core.runtime.recognizer import Recognition
 
     rng = np.random.default_rng(0)
@@ -605,14 +604,78 @@ def test_provisional_reports_say_now_what_the_lagged_settled_reports_say_later(d
     ]
 
 
+@pytest.mark.parametrize("edge", [1.0, 0.3])
+def test_edge_background_trims_weak_action_chunks_off_both_ends_of_a_segment(edge):
+    """A person moving between actions looks a little like one: chunks whose most likely class is an
+    action but whose no_action probability is above `edge_background` neither start a segment (reported
+    as no_action) nor stay in it at its end (the weak tail is reported again as no_action)."""
+    from masksem_core.runtime.merging import ActionSegment
+
+    bg = 2
+    weak, strong, back = np.array([0.5, 0.1, 0.4]), np.array([0.8, 0.1, 0.1]), np.array([0.1, 0.1, 0.8])
+    seg = ActionSegment(min_frames=4, edge_background=edge)
+    p, start = seg.update(weak, 2, 1.0, bg)  # leading weak chunk
+    if edge < 1:
+        assert p.argmax() == bg and start == 1.0 and p[bg] == 0.4 and not p[:bg].any() and not seg.active
+    else:
+        assert p.argmax() == 0 and start == 1.0 and seg.active
+    for t in (2.0, 3.0, 4.0):
+        p, start = seg.update(strong, 2, t, bg)
+    first = 2.0 if edge < 1 else 1.0
+    assert p.argmax() == 0 and start == first
+    for t in (5.0, 6.0):  # a weak tail: still the running segment while it lasts
+        p, start = seg.update(weak, 2, t, bg)
+        assert p.argmax() == 0 and start == first
+    p, start = seg.update(back, 2, 7.0, bg)  # the end: no_action from where the weak tail began
+    assert p.argmax() == bg and start == (5.0 if edge < 1 else 7.0)
+    prev_start, prev_sums, prev_count = seg.prev
+    assert prev_start == first and prev_count == (6 if edge < 1 else 12)
+    # a segment whose strong part is shorter than min_frames is a blip once its tail is trimmed
+    seg = ActionSegment(min_frames=4, edge_background=edge)
+    seg.update(back, 2, 10.0, bg)
+    seg.update(strong, 2, 11.0, bg)
+    seg.update(weak, 2, 12.0, bg)
+    p, start = seg.update(back, 2, 13.0, bg)
+    assert p.argmax() == bg and start == (11.0 if edge < 1 else 13.0)
+    with pytest.raises(ConfigError, match=r"edge_background must be in \(0, 1\] \(1: off\), got 0.0"):
+        RecognizerSettings(edge_background=0.0).validate()
+
+
+def test_replay_and_the_ros_node_take_the_bundles_edge_background_unless_told(dense_bundle, tmp_path):
+    import argparse
+    import shutil
+
+    from masksem_core.replay import cli as replay_cli
+    from masksem_ros.recognition import RecognitionPipeline
+    from masksem_ros.recognizer_node import FALLBACK, FROM_BUNDLE, PARAMETERS, SETTING_NAMES
+
+    copy = shutil.copytree(dense_bundle.path, tmp_path / "c")
+    set_recognizer_settings(copy, {"segments": True, "edge_background": 0.2})
+    bundle = load_bundle(copy)
+    parser = argparse.ArgumentParser()
+    replay_cli.add_arguments(parser)
+    args = parser.parse_args(["bag", "--bundle", str(copy), "--labels", "x.csv"])
+    assert replay_cli._settings(args, bundle)[0].edge_background == 0.2  # no flag: what the robot runs
+    args = parser.parse_args(["bag", "--bundle", str(copy), "--labels", "x.csv", "--edge-background", "0.5"])
+    assert replay_cli._settings(args, bundle)[0].edge_background == 0.5
+    assert "edge_background" in FROM_BUNDLE and "edge_background" in SETTING_NAMES
+    assert PARAMETERS["edge_background"] < 0 and FALLBACK["edge_background"] == 1.0
+    pipe = RecognitionPipeline(str(copy), given={"segments": True}, fallback=FALLBACK)
+    assert pipe.recognizer.settings.edge_background == 0.2
+    assert pipe.recognizer.segments == {} and StreamingRecognizer(bundle).settings.edge_background == 0.2
+    pipe = RecognitionPipeline(str(dense_bundle.path), given={"segments": True}, fallback=FALLBACK)
+    assert pipe.recognizer.settings.edge_background == 1.0
+
+
 def test_changed_segment_rules_reach_the_people_already_tracked(dense_bundle):
     """`ros2 param set ... min_segment_frames` must change what a running recogniser does for the people
     it already follows, not only for people seen afterwards."""
     rec = _labelled_stream_recognizer(dense_bundle, stride_frames=2, lag_frames=4, segments=True,
                                       min_segment_frames=8, merge_gap_frames=8)  # fmt: skip
     _feed_truth(rec, 100.0 + np.arange(20) / FPS)
-    rec.update_settings(min_segment_frames=2, merge_gap_frames=0)
+    rec.update_settings(min_segment_frames=2, merge_gap_frames=0, edge_background=0.3)
     assert (rec.segments["p"].min_frames, rec.segments["p"].merge_gap) == (2, 0)
+    assert rec.segments["p"].edge_background == 0.3
 
 
 def test_dense_only_settings_on_a_clip_bundle_are_named_in_a_warning(tmp_path, caplog):

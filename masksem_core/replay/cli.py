@@ -63,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="dense bundles: the settled record labels frame t with the answer for frame t + this (<= lag)",
     )
     rec.add_argument(
+        "--edge-background",
+        type=float,
+        default=None,
+        help="dense bundles, segments: action frames with no_action above this neither start nor end a "
+        "segment (1: off)",
+    )
+    rec.add_argument(
         "--background-bias",
         type=float,
         default=None,
@@ -104,6 +111,7 @@ OVERRIDES = (  # flag -> RecognizerSettings field
     ("segment_weight", "segment_weight"),
     ("latency_frames", "latency_frames"),
     ("background_bias", "background_bias"),
+    ("edge_background", "edge_background"),
     ("smoothing", "smoothing"),
     ("smoothing_alpha", "smoothing_alpha"),
     ("smoothing_window", "smoothing_window"),

@@ -96,10 +96,15 @@ class ActionSegment:
     Two retrospective repairs: an action that resumes within `merge_gap` frames of the previous one's end
     continues it (its span covers the short pause), and an action that ended after fewer than
     `min_frames` frames is reported again as background over its whole span (a blip, not an action).
+    A third trims a segment's edges, where a person moving between actions is most often taken for one:
+    with `edge_background` < 1, an action chunk whose no_action probability is above it does not start
+    a segment (it is reported as no_action, with only that column kept), and the run of such chunks at a
+    segment's end is reported again as no_action when the segment ends.
     """
 
-    def __init__(self, min_frames: int = 0, merge_gap: int = 0) -> None:
+    def __init__(self, min_frames: int = 0, merge_gap: int = 0, edge_background: float = 1.0) -> None:
         self.min_frames, self.merge_gap = int(min_frames), int(merge_gap)
+        self.edge_background = float(edge_background)
         self.reset()
 
     def reset(self) -> None:
@@ -109,22 +114,38 @@ class ActionSegment:
         self.count = 0
         self.gap = 0  # background frames since the last segment ended
         self.prev: tuple[float, np.ndarray, int] | None = None  # the last segment: start, sums, count
+        self._clear_tail()
+
+    def _clear_tail(self) -> None:
+        """Forget the run of weak action chunks (no_action above edge_background) at the segment's end."""
+        self.tail_start = 0.0
+        self.tail_sums: np.ndarray | None = None
+        self.tail_count = 0
 
     def update(
         self, probs: np.ndarray, frames: int, start: float, background: int
     ) -> tuple[np.ndarray, float]:
         """Feed one settled chunk's mean probabilities over `frames` frames starting at stamp `start`;
-        returns the probabilities to report (background column zeroed inside an action) and the stamp
-        the reported span starts at."""
-        if int(np.argmax(probs)) == background:
+        returns the probabilities to report (background column zeroed inside an action; a weak action
+        chunk outside one keeps only it) and the stamp the reported span starts at."""
+        weak = bool(probs[background] > self.edge_background)
+        if int(np.argmax(probs)) == background or (weak and not self.active):
+            if int(np.argmax(probs)) != background:  # a weak action chunk outside a segment: no_action
+                probs = np.where(np.arange(len(probs)) == background, probs, 0.0)
             if not self.active:
                 self.gap += frames
                 return probs, start
             assert self.sums is not None
+            end = start
+            if self.tail_count:  # the segment ends where its weak tail began
+                assert self.tail_sums is not None
+                self.sums, self.count = self.sums - self.tail_sums, self.count - self.tail_count
+                end = self.tail_start
             self.prev, self.active, self.gap = (self.start, self.sums, self.count), False, frames
+            self._clear_tail()
             if self.count < self.min_frames:  # a blip: background over its whole span
                 return probs, self.start
-            return probs, start
+            return probs, end
         if not self.active:
             joined = self._joins()  # None or the previous segment, resumed within merge_gap
             if joined is not None:
@@ -133,6 +154,14 @@ class ActionSegment:
                 self.start, self.sums, self.count = start, np.zeros_like(probs), 0
             self.active, self.gap = True, 0
         assert self.sums is not None
+        if weak:
+            if not self.tail_count:
+                self.tail_start, self.tail_sums = start, np.zeros_like(probs)
+            assert self.tail_sums is not None
+            self.tail_sums += probs * frames
+            self.tail_count += frames
+        else:
+            self._clear_tail()
         self.sums += probs * frames
         self.count += frames
         out = self.sums / self.count

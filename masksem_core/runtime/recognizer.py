@@ -61,6 +61,9 @@ class RecognizerSettings:
     segments: bool = False  # dense bundles with no_action: report whole running action segments
     min_segment_frames: int = 0  # segments: shorter actions are reported again as no_action
     merge_gap_frames: int = 0  # segments: an action resuming within this many frames continues
+    # segments: action chunks with no_action probability above this neither start a segment nor end one
+    # (a segment's weak tail is reported again as no_action when it ends); 1: off
+    edge_background: float = 1.0
     # dense bundles with lag: after each settled report, also report the newest stride's frames from what
     # the windows so far say (a "now" answer the robot can act on; later settled reports replace it); a
     # dual bundle answers them from its causal pass, the settled frames from its bidirectional one
@@ -104,6 +107,10 @@ class RecognizerSettings:
             raise ConfigError(f"recognizer.window_frames must be >= 2, got {self.window_frames}")
         if self.min_segment_frames < 0 or self.merge_gap_frames < 0:
             raise ConfigError("recognizer.min_segment_frames and merge_gap_frames must be >= 0")
+        if not 0.0 < self.edge_background <= 1.0:  # NaN fails too
+            raise ConfigError(
+                f"recognizer.edge_background must be in (0, 1] (1: off), got {self.edge_background}"
+            )
         if self.lag_frames < 0:
             raise ConfigError(f"recognizer.lag_frames must be >= 0, got {self.lag_frames}")
         if not abs(self.background_bias) <= 20.0:  # NaN fails too
@@ -350,7 +357,9 @@ class StreamingRecognizer:
             if self.bundle.dense:
                 self.scores[person_id] = FrameScores(2 * self.window_frames, len(self.bundle.labels))
                 self.segments[person_id] = ActionSegment(
-                    self.settings.min_segment_frames, self.settings.merge_gap_frames
+                    self.settings.min_segment_frames,
+                    self.settings.merge_gap_frames,
+                    self.settings.edge_background,
                 )
                 if self.segment_model is not None:
                     slots, joints = self.bundle.num_persons, self.bundle.layout.num_joints
@@ -433,6 +442,7 @@ class StreamingRecognizer:
                     self.smoothers[pid] = Smoother(new.smoothing, new.smoothing_alpha, new.smoothing_window)
             for segment in self.segments.values():  # running segments follow the new rules from now on
                 segment.min_frames, segment.merge_gap = new.min_segment_frames, new.merge_gap_frames
+                segment.edge_background = new.edge_background
         return new
 
     # ------------------------------------------------------------------ inference
