@@ -1,0 +1,89 @@
+"""Where a dense bundle's retrospective errors fall on validation streams, and how sure the model was there.
+
+For each of `masksem_core.runtime.tuning`'s validation streams (training clips the model was not fitted
+on, hold and smooth gaps) the recogniser runs twice over the same cached forward passes: with the
+settings to diagnose (segments, the bundle's or `--set`) for the retrospective labels, and plainly
+(lag only, no segments) for each frame's merged `no_action` probability. Frames fall into four groups:
+gap frames called an action / called no_action, action frames right / given another action; the script
+prints each group's size and the quartiles of that probability. Session 10 read `edge_background` off it.
+
+    python experiments/stream_errors.py --bundle runs/s9/val_bundle --data data/nw-ucla/NW-UCLA.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+import numpy as np
+
+from masksem_core.replay.stitch import load_split_clips
+from masksem_core.runtime import tuning
+from masksem_core.runtime.bundle import load_bundle
+from masksem_core.runtime.recognizer import RecognizerSettings, StreamingRecognizer
+
+SHIPPED = {"stride_frames": 2, "lag_frames": 12, "segments": True, "min_segment_frames": 8,
+           "merge_gap_frames": 8, "segment_weight": 1.0}  # fmt: skip
+
+
+def paint(stamps: np.ndarray, recognitions: list, value) -> np.ndarray:
+    """Per frame, `value(recognition)` of the newest recognition whose span holds it (NaN / None if none)."""
+    out = np.full(len(stamps), None, dtype=object)
+    for r in recognitions:
+        out[(stamps >= r.window_start - 1e-6) & (stamps <= r.window_end + 1e-6)] = value(r)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bundle", required=True, help="a dense bundle NOT fitted on the validation clips")
+    p.add_argument("--data", required=True, help="prepared npz; its TRAINING split gives the clips")
+    p.add_argument("--names", default="_v02$", help="regular expression of the validation clips' names")
+    p.add_argument("--fps", type=float, default=15.0)
+    p.add_argument("--set", default=json.dumps(SHIPPED), help="JSON settings to diagnose")
+    a = p.parse_args(argv)
+    bundle = load_bundle(a.bundle)
+    bg = bundle.background_label
+    if bg is None:
+        p.error(f"{a.bundle} has no no_action class")
+    split = load_split_clips(a.data, "train")
+    picked = [i for i, n in enumerate(split.names) if re.search(a.names, n)]
+    clips, labels = [split.clips[i] for i in picked], [int(split.labels[i]) for i in picked]
+    streams = tuning.validation_streams(clips, labels, a.fps, split.label_names)
+    diagnosed = RecognizerSettings.from_bundle(bundle, **json.loads(a.set))
+    lag, stride = diagnosed.lag_frames, diagnosed.stride_frames
+    plain = RecognizerSettings.from_bundle(bundle, stride_frames=stride, lag_frames=lag, top_k=len(bundle.labels))
+    cache = tuning.CachedPredict(StreamingRecognizer(bundle, plain).predict)
+    for stream in streams:
+        runs = []
+        for settings in (diagnosed, plain):
+            rec = StreamingRecognizer(bundle, settings)
+            rec.predict = cache  # type: ignore[method-assign]
+            runs.append(tuning.stream_recognitions(rec, stream))
+        truth = np.full(len(stream.stamps), bg, dtype=object)
+        for iv in stream.intervals:
+            truth[(stream.stamps >= iv.start - 1e-6) & (stream.stamps < iv.end - 1e-6)] = iv.label
+        retro = paint(stream.stamps, runs[0], lambda r: r.label)
+        p_bg = paint(stream.stamps, runs[1], lambda r: dict(zip(r.topk_labels, r.topk_scores))[bg])
+        p_bg = np.array([np.nan if v is None else v for v in p_bg], dtype=np.float64)
+        gap, called_bg = truth == bg, retro == bg
+        groups = {
+            "gap called an action": gap & ~called_bg,
+            "gap called no_action": gap & called_bg,
+            "action right": ~gap & (retro == truth),
+            "action given another action": ~gap & ~called_bg & (retro != truth),
+        }
+        parts = []
+        for name, mask in groups.items():
+            v = p_bg[mask & np.isfinite(p_bg)]
+            q = np.percentile(v, [25, 50, 75]) if v.size else [np.nan] * 3
+            quartiles = "/".join(f"{x:.2f}" for x in q)
+            parts.append(f"{name}: {int(mask.sum())} frames, p(no_action) q25/50/75 {quartiles}")
+        print(f"{stream.gaps[1][1]} ({len(stream.stamps)} frames): " + " | ".join(parts), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
