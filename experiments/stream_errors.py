@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     clips, labels = [split.clips[i] for i in picked], [int(split.labels[i]) for i in picked]
     streams = tuning.validation_streams(clips, labels, a.fps, split.label_names)
     diagnosed = RecognizerSettings.from_bundle(bundle, **json.loads(a.set))
-    lag, stride = diagnosed.lag_frames, diagnosed.stride_frames
-    plain = RecognizerSettings.from_bundle(bundle, stride_frames=stride, lag_frames=lag, top_k=len(bundle.labels))
+    plain = RecognizerSettings.from_bundle(bundle, top_k=len(bundle.labels))
+    plain.stride_frames, plain.lag_frames = diagnosed.stride_frames, diagnosed.lag_frames
     cache = tuning.CachedPredict(StreamingRecognizer(bundle, plain).predict)
     for stream in streams:
         runs = []
