@@ -29,6 +29,7 @@ TUNING_GRID: dict[str, list[Any]] = {
     "lag_frames": [0, 16, 32],
     "segments": [False, True],
     "provisional": [True],  # a "now" report of the newest stride's frames whenever there is a lag
+    "edge_background": [1.0, 0.2],  # segments: trim weak action frames off their edges (0.2: NW-UCLA's)
     "smoothing": ["none"],
     "score_threshold": [0.0],
 }
