@@ -239,7 +239,13 @@ def test_the_tuning_cache_asks_the_segment_classifier_once_per_distinct_segment(
     assert calls == [2, 1]
 
 
-def test_replay_and_the_ros_node_take_the_bundles_segment_weight_unless_told_otherwise(seg_bundle, tmp_path):
+@pytest.mark.parametrize("name, value, flag, override, fallback", [
+    ("segment_weight", 0.5, "--segment-weight", 1.0, 0.0),
+    ("edge_background", 0.2, "--edge-background", 0.5, 1.0),
+])  # fmt: skip
+def test_replay_and_the_ros_node_take_the_bundles_dense_settings_unless_told_otherwise(
+    seg_bundle, tmp_path, name, value, flag, override, fallback
+):
     import argparse
     import shutil
 
@@ -249,21 +255,21 @@ def test_replay_and_the_ros_node_take_the_bundles_segment_weight_unless_told_oth
 
     b, _, _ = seg_bundle
     copy = shutil.copytree(b.path, tmp_path / "c")
-    set_recognizer_settings(copy, {"segments": True, "segment_weight": 0.5})
+    set_recognizer_settings(copy, {"segments": True, name: value})
     bundle = load_bundle(copy)
     parser = argparse.ArgumentParser()
     replay_cli.add_arguments(parser)
     args = parser.parse_args(["bag", "--bundle", str(copy), "--labels", "x.csv"])
-    assert replay_cli._settings(args, bundle)[0].segment_weight == 0.5  # no flag: what the robot runs
-    args = parser.parse_args(["bag", "--bundle", str(copy), "--labels", "x.csv", "--segment-weight", "1"])
-    assert replay_cli._settings(args, bundle)[0].segment_weight == 1.0
+    assert getattr(replay_cli._settings(args, bundle)[0], name) == value  # no flag: what the robot runs
+    args = parser.parse_args(["bag", "--bundle", str(copy), "--labels", "x.csv", flag, str(override)])
+    assert getattr(replay_cli._settings(args, bundle)[0], name) == override
     # the node: an unset parameter (its sentinel) leaves the bundle's choice, the fallback fills the rest
-    assert "segment_weight" in FROM_BUNDLE and "segment_weight" in SETTING_NAMES
-    assert PARAMETERS["segment_weight"] < 0 and FALLBACK["segment_weight"] == 0.0
+    assert name in FROM_BUNDLE and name in SETTING_NAMES
+    assert PARAMETERS[name] < 0 and FALLBACK[name] == fallback
     pipe = RecognitionPipeline(str(copy), given={"segments": True}, fallback=FALLBACK)
-    assert pipe.recognizer.settings.segment_weight == 0.5
+    assert getattr(pipe.recognizer.settings, name) == value
     pipe = RecognitionPipeline(str(b.path), given={"segments": True}, fallback=FALLBACK)
-    assert pipe.recognizer.settings.segment_weight == 0.0
+    assert getattr(pipe.recognizer.settings, name) == fallback
 
 
 def test_replays_second_oracle_is_the_segment_classifier_on_each_interval_cut_exactly(seg_bundle):

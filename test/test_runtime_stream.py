@@ -16,7 +16,7 @@ from masksem_core.data.arrays import write_split_npz
 from masksem_core.data.feeder import SkeletonClips
 from masksem_core.data.stream import StreamingConfig, StreamWindows, centre_window, data_fps, token_labels
 from masksem_core.model import ActionClassifier, ModelConfig
-from masksem_core.runtime.bundle import BundleError, load_bundle, save_bundle, set_recognizer_settings
+from masksem_core.runtime.bundle import BundleError, load_bundle, save_bundle
 from masksem_core.runtime.export import ExportableClassifier, export, onnx_bytes, onnx_max_abs_diff
 from masksem_core.runtime.merging import FrameScores, frame_probs
 from masksem_core.runtime.recognizer import RecognizerSettings, StreamingRecognizer
@@ -197,6 +197,7 @@ def test_choosing_settings_on_a_validation_stream_and_writing_them_into_the_bund
     import shutil
 
     from masksem_core.runtime import tuning
+    from masksem_core.runtime.bundle import set_recognizer_settings
     from masksem_core.runtime.recognizer import Recognition
 
     rng = np.random.default_rng(0)
@@ -639,32 +640,6 @@ def test_edge_background_trims_weak_action_chunks_off_both_ends_of_a_segment(edg
     assert p.argmax() == bg and start == (11.0 if edge < 1 else 13.0)
     with pytest.raises(ConfigError, match=r"edge_background must be in \(0, 1\] \(1: off\), got 0.0"):
         RecognizerSettings(edge_background=0.0).validate()
-
-
-def test_replay_and_the_ros_node_take_the_bundles_edge_background_unless_told(dense_bundle, tmp_path):
-    import argparse
-    import shutil
-
-    from masksem_core.replay import cli as replay_cli
-    from masksem_ros.recognition import RecognitionPipeline
-    from masksem_ros.recognizer_node import FALLBACK, FROM_BUNDLE, PARAMETERS, SETTING_NAMES
-
-    copy = shutil.copytree(dense_bundle.path, tmp_path / "c")
-    set_recognizer_settings(copy, {"segments": True, "edge_background": 0.2})
-    bundle = load_bundle(copy)
-    parser = argparse.ArgumentParser()
-    replay_cli.add_arguments(parser)
-    args = parser.parse_args(["bag", "--bundle", str(copy), "--labels", "x.csv"])
-    assert replay_cli._settings(args, bundle)[0].edge_background == 0.2  # no flag: what the robot runs
-    args = parser.parse_args(["bag", "--bundle", str(copy), "--labels", "x.csv", "--edge-background", "0.5"])
-    assert replay_cli._settings(args, bundle)[0].edge_background == 0.5
-    assert "edge_background" in FROM_BUNDLE and "edge_background" in SETTING_NAMES
-    assert PARAMETERS["edge_background"] < 0 and FALLBACK["edge_background"] == 1.0
-    pipe = RecognitionPipeline(str(copy), given={"segments": True}, fallback=FALLBACK)
-    assert pipe.recognizer.settings.edge_background == 0.2
-    assert pipe.recognizer.segments == {} and StreamingRecognizer(bundle).settings.edge_background == 0.2
-    pipe = RecognitionPipeline(str(dense_bundle.path), given={"segments": True}, fallback=FALLBACK)
-    assert pipe.recognizer.settings.edge_background == 1.0
 
 
 def test_changed_segment_rules_reach_the_people_already_tracked(dense_bundle):
