@@ -317,3 +317,31 @@ def test_a_dual_stream_model_trains_both_passes_and_is_scored_bidirectionally(
          "--checkpoint", str(ft / "classifier.pt"))  # fmt: skip
     top1 = json.loads((ft / "results.json").read_text())["top1"]
     assert json.loads((ev / "results.json").read_text())["top1"] == pytest.approx(top1)
+
+
+def test_continuation_table_reports_continuation_and_extra_fine_tune_seeds_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19's table: the fine-tune column is the spread over continuation seeds (each fine-tuned with
+    its own seed); extra fine-tune seeds of one continuation (finetune_f<F>) are a separate column."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "nwucla_continue.py"
+    spec = importlib.util.spec_from_file_location("nwucla_continue", path)
+    exp = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "nwucla_continue", exp)  # its dataclasses look their module up
+    monkeypatch.setattr(sys, "path", list(sys.path))  # it puts experiments/ on the path
+    spec.loader.exec_module(exp)
+    rows = []
+    for seed, ft in ((0, 80.0), (1, 84.0), (2, 82.0)):
+        rows.append({"name": "mamp_continued", "seed": seed, "pretrain_s": 100.0, "linear_top1": 60.0 + seed,
+                     "knn_top1": 70.0, "finetune_top1": ft, "mask_stats": {}})  # fmt: skip
+    for f, top1 in ((1, 81.0), (2, 82.0)):
+        out = tmp_path / "mamp_continued_s0" / f"finetune_f{f}"
+        out.mkdir(parents=True)
+        (out / "results.json").write_text(json.dumps({"top1": top1}))
+    line = exp.table(rows, 100, tmp_path).splitlines()[2].split(" | ")
+    assert line[2] == "0,1,2" and line[6] == "61.0 ± 1.0"
+    assert line[8] == "82.0 ± 2.0"  # over continuation seeds 0-2
+    assert line[9] == "s0: 81.00 ± 1.00 (3)"  # fine-tune seeds 0-2 of continuation 0
