@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", type=int, default=60, help="clips per validation stream")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--gap-models", nargs="+", default=["hold", "smooth"])
+    ap.add_argument("--gap-s", type=float, nargs=2, default=None, help="gap lengths, s (stitch's default)")
     ap.add_argument("--max-delay", type=float, default=1.0, help="seconds, causal detection delay p50")
     ap.add_argument("--max-missed", type=float, default=0.1, help="share of actions never detected")
     ap.add_argument("--grid", default=None, help="JSON mapping setting -> candidates (default: GRID)")
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     streams = tuning.validation_streams(
         [split.clips[i] for i in picked], [int(split.labels[i]) for i in picked], fps, split.label_names,
         gap_models=args.gap_models, seeds=args.seeds, clips_per_stream=args.clips,
+        **({"gap_s": tuple(args.gap_s)} if args.gap_s else {}),
     )  # fmt: skip
     bundle = load_bundle(args.bundle)
     grid = json.loads(args.grid) if args.grid else GRID
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         set_recognizer_settings(path, settings)
         print(f"wrote recognizer settings into {path}/bundle.yaml")
     if args.out:
-        report = {"chosen": settings, "rows": rows, "grid": grid, "names": args.names, "clips": len(picked)}
+        report = {"chosen": settings, "rows": rows, "grid": grid, "names": args.names, "clips": len(picked),
+                  "gap_s": args.gap_s}  # fmt: skip
         Path(args.out).write_text(json.dumps(report, indent=1))
     return 0
 

@@ -203,6 +203,9 @@ def test_choosing_settings_on_a_validation_stream_and_writing_them_into_the_bund
     rng = np.random.default_rng(0)
     clips = [rng.normal(0, 0.3, (int(n), 1, V, 3)).astype(np.float32) for n in (20, 25, 18)]
     (stream,) = tuning.validation_streams(clips, [0, 1, 0], FPS, LABELS[:2], ("hold",), (0,), 3)
+    assert all(1.0 - 0.5 / FPS <= g <= 3.0 + 0.5 / FPS for g, _ in stream.gaps)  # masksem stitch's default
+    (short,) = tuning.validation_streams(clips, [0, 1, 0], FPS, LABELS[:2], ("hold",), (0,), 3, (0.4, 0.4))
+    assert [g for g, _ in short.gaps] == [6 / FPS] * 4  # the gaps asked for, to the frame
     # a perfect recogniser: one recognition per truth interval and gap, spans exactly on them
     perfect = []
     for i in stream.intervals:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from masksem_core.replay import metrics
-from masksem_core.replay.stitch import Stitched, stitch_clips
+from masksem_core.replay.stitch import DEFAULT_GAP_S, Stitched, stitch_clips
 from masksem_core.runtime.bundle import Bundle
 from masksem_core.runtime.recognizer import RecognizerSettings, StreamingRecognizer
 
@@ -38,8 +38,10 @@ def validation_streams(
     gap_models: Iterable[str] = ("hold", "smooth"),
     seeds: Iterable[int] = (0, 1),
     clips_per_stream: int = 60,
+    gap_s: tuple[float, float] = DEFAULT_GAP_S,
 ) -> list[Stitched]:
-    """One stitched recording per (gap model, seed), each of `clips_per_stream` seeded random clips."""
+    """One stitched recording per (gap model, seed), each of `clips_per_stream` seeded random clips, with
+    gaps uniform in `gap_s` seconds (`masksem stitch`'s default unless given)."""
     out = []
     for gap_model, seed in itertools.product(gap_models, seeds):
         rng = np.random.default_rng([seed, 1701])
@@ -47,7 +49,7 @@ def validation_streams(
         out.append(
             stitch_clips(
                 [clips[i] for i in pick], [int(labels[i]) for i in pick], fps, gap_model=gap_model,
-                seed=seed, label_names=list(label_names),
+                seed=seed, label_names=list(label_names), gap_s=gap_s,
             )  # fmt: skip
         )
     return out
