@@ -58,7 +58,7 @@ def test_shipped_bundle_finds_the_actions_of_a_stitched_test_view_recording(
     report = json.loads((out / "report.json").read_text())
     m, floor = report["metrics"], report["baselines"]
     settings = report["settings"]  # the bundle's, as the robot runs them
-    assert (settings["segment_weight"], settings["edge_background"], settings["merge_gap_frames"]) == (1.0, 0.2, 2)
+    assert [settings[k] for k in ("segment_weight", "edge_background", "merge_gap_frames")] == [1.0, 0.2, 2]
     assert m["retrospective"]["segments"]["f1"] >= 0.68
     assert m["retrospective"]["frame_accuracy"] >= 0.80
     delay = m["detection_delay_s"]
