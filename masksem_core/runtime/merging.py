@@ -128,9 +128,10 @@ class ActionSegment:
         """Feed one settled chunk's mean probabilities over `frames` frames starting at stamp `start`;
         returns the probabilities to report (background column zeroed inside an action; a weak action
         chunk outside one keeps only it) and the stamp the reported span starts at."""
+        is_action = int(np.argmax(probs)) != background
         weak = bool(probs[background] > self.edge_background)
-        if int(np.argmax(probs)) == background or (weak and not self.active):
-            if int(np.argmax(probs)) != background:  # a weak action chunk outside a segment: no_action
+        if not is_action or (weak and not self.active):
+            if is_action:  # a weak action chunk outside a segment: no_action
                 probs = np.where(np.arange(len(probs)) == background, probs, 0.0)
             if not self.active:
                 self.gap += frames
