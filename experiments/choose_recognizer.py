@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from masksem_core.replay.stitch import load_split_clips
+from masksem_core.replay.stitch import DEFAULT_GAP_S, load_split_clips
 from masksem_core.runtime import tuning
 from masksem_core.runtime.bundle import load_bundle, set_recognizer_settings
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", type=int, default=60, help="clips per validation stream")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--gap-models", nargs="+", default=["hold", "smooth"])
-    ap.add_argument("--gap-s", type=float, nargs=2, default=None, help="gap lengths, s (stitch's default)")
+    ap.add_argument("--gap-s", type=float, nargs=2, default=list(DEFAULT_GAP_S), help="gap lengths, seconds")
     ap.add_argument("--max-delay", type=float, default=1.0, help="seconds, causal detection delay p50")
     ap.add_argument("--max-missed", type=float, default=0.1, help="share of actions never detected")
     ap.add_argument("--grid", default=None, help="JSON mapping setting -> candidates (default: GRID)")
@@ -66,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     streams = tuning.validation_streams(
         [split.clips[i] for i in picked], [int(split.labels[i]) for i in picked], fps, split.label_names,
-        gap_models=args.gap_models, seeds=args.seeds, clips_per_stream=args.clips,
-        **({"gap_s": tuple(args.gap_s)} if args.gap_s else {}),
+        gap_models=args.gap_models, seeds=args.seeds, clips_per_stream=args.clips, gap_s=tuple(args.gap_s),
     )  # fmt: skip
     bundle = load_bundle(args.bundle)
     grid = json.loads(args.grid) if args.grid else GRID
