@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def load_script(relative: str, name: str | None = None) -> ModuleType:
+    """A repo script that is not a package module (bench/, experiments/, launch/), loaded by path and
+    registered in sys.modules under `name` (its dataclasses look their module up there)."""
+    path = REPO / relative
+    name = name or path.stem.replace(".", "_")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, f"cannot load {path}"
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def shared_path(*parts: str) -> Path:

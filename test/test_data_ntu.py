@@ -262,13 +262,9 @@ def test_all_invalid_corpus_is_an_error_and_writes_nothing(tmp_path):
 @needs_samples
 def test_benchmark_baseline_is_the_standard_parse():
     """The benchmark baseline must reproduce the standard stage 1, or its speed-up means nothing."""
-    import importlib.util
+    from conftest import load_script
 
-    spec = importlib.util.spec_from_file_location(
-        "bench_prepare", Path(__file__).resolve().parents[1] / "bench" / "bench_prepare.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench/bench_prepare.py")
     out = bench.standard_parse(str(SAMPLES / f"{TWO_PERSON}.skeleton"))
     ref = np.load(EXPECTED / f"{TWO_PERSON}.raw_bodies.npz")
     assert list(out["data"]) == list(ref["body_ids"]) and out["num_frames"] == 70

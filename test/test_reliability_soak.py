@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("torch")
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_soak.py"
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_soak", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/bench_soak.py")
 
 
 def test_twenty_seconds_of_faulty_input_are_fully_accounted_for() -> None:

@@ -236,13 +236,9 @@ def test_timeline_gives_sixteen_labels_sixteen_colours(tmp_path):
 
 
 def _experiment():
-    import importlib.util
+    from conftest import load_script
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "stream_eval.py"
-    spec = importlib.util.spec_from_file_location("stream_eval", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/stream_eval.py")
 
 
 def test_stream_eval_table_means_and_rows():

@@ -11,13 +11,13 @@ Without rclpy (pip installs) the module is skipped with that reason, except unde
 from __future__ import annotations
 
 import array
-import importlib.util
 import math
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 from ros_fixtures import LABELS, LAYOUT, bad_frame, isolate_dds, synthetic_clip, tiny_bundle, write_table
 from ros_fixtures import require as _require
 
@@ -473,9 +473,7 @@ def test_launch_files_build_a_description(name):
 
     from launch import LaunchDescription
 
-    spec = importlib.util.spec_from_file_location(name.replace(".", "_"), REPO / "launch" / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(f"launch/{name}")
     desc = module.generate_launch_description()
     assert isinstance(desc, LaunchDescription)
     args = {e.name for e in desc.entities if isinstance(e, DeclareLaunchArgument)}

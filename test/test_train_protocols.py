@@ -324,15 +324,13 @@ def test_continuation_table_reports_continuation_and_extra_fine_tune_seeds_apart
 ) -> None:
     """Issue 19's table: the fine-tune column is the spread over continuation seeds (each fine-tuned with
     its own seed); extra fine-tune seeds of one continuation (finetune_f<F>) are a separate column."""
-    import importlib.util
     import sys
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "nwucla_continue.py"
-    spec = importlib.util.spec_from_file_location("nwucla_continue", path)
-    exp = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "nwucla_continue", exp)  # its dataclasses look their module up
+    from conftest import load_script
+
+    monkeypatch.setitem(sys.modules, "nwucla_continue", None)  # restored (removed) after the test
     monkeypatch.setattr(sys, "path", list(sys.path))  # it puts experiments/ on the path
-    spec.loader.exec_module(exp)
+    exp = load_script("experiments/nwucla_continue.py")
     rows = []
     for seed, ft in ((0, 80.0), (1, 84.0), (2, 82.0)):
         rows.append({"name": "mamp_continued", "seed": seed, "pretrain_s": 100.0, "linear_top1": 60.0 + seed,
