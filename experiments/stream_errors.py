@@ -6,6 +6,10 @@ settings to diagnose (segments, the bundle's or `--set`) for the retrospective l
 (lag only, no segments) for each frame's merged `no_action` probability. Frames fall into four groups:
 gap frames called an action / called no_action, action frames right / given another action; the script
 prints each group's size and the quartiles of that probability. Session 10 read `edge_background` off it.
+Then, per true action, why it is or is not a hit at IoU 0.5 (`action_outcomes`: hit, right span but
+wrong label, split, missed, span off), and how often the segment classifier names it right when cut
+exactly vs on the span the recogniser found (session 11: 66% vs 58%: the label, not the span, was what
+most misses lacked on these streams).
 
     python experiments/stream_errors.py --bundle runs/s9/val_bundle --data data/nw-ucla/NW-UCLA.npz
 """
@@ -37,6 +41,30 @@ def retro_values(stamps: np.ndarray, recognitions: list, values: list) -> np.nda
     spans = [np.array([getattr(r, k) for r in recognitions]) for k in ("window_start", "window_end", "stamp")]
     rec_persons = np.full(len(recognitions), tuning.PERSON, dtype=object)
     return metrics.retrospective_frames(stamps, person, *spans, rec_persons, np.array(values, dtype=object))
+
+
+def action_outcomes(
+    clip_of_frame: np.ndarray, truth: np.ndarray, retro: np.ndarray, background: str
+) -> list[tuple[int, int, int, int, str]]:
+    """Per true action (frames a..b-1), the predicted action run overlapping it most (pa..pb-1, or -1s)
+    and the outcome: "hit" (IoU >= 0.5, right label), "wrong label" (IoU >= 0.5), "split" (several runs
+    cover half of it, none enough), "missed" (no run overlaps it) or "span off"."""
+    out = []
+    preds = [(a, b) for a, b in metrics.runs(retro) if retro[a] not in (background, metrics.UNKNOWN)]
+    for a, b in metrics.runs(clip_of_frame):
+        if clip_of_frame[a] < 0:
+            continue
+        over = [(pa, pb, min(pb, b) - max(pa, a)) for pa, pb in preds if min(pb, b) > max(pa, a)]
+        if not over:
+            out.append((a, b, -1, -1, "missed"))
+            continue
+        pa, pb, inter = max(over, key=lambda r: r[2])
+        if inter / (max(pb, b) - min(pa, a)) >= 0.5:
+            outcome = "hit" if retro[pa] == truth[a] else "wrong label"
+        else:
+            outcome = "split" if len(over) > 1 and sum(r[2] for r in over) >= (b - a) / 2 else "span off"
+        out.append((a, b, pa, pb, outcome))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +118,22 @@ def main(argv: list[str] | None = None) -> int:
             quartiles = "/".join(f"{x:.2f}" for x in q)
             parts.append(f"{name}: {int(mask.sum())} frames, p(no_action) q25/50/75 {quartiles}")
         print(f"{stream.gaps[1][1]} ({len(stream.stamps)} frames): " + " | ".join(parts), flush=True)
+        outcomes = action_outcomes(stream.frame_clips, truth, retro, bg)
+        kinds = ("hit", "wrong label", "split", "missed", "span off")
+        tally = ", ".join(f"{k} {sum(o[4] == k for o in outcomes)}" for k in kinds)
+        line = f"  {len(outcomes)} actions: {tally}"
+        if bundle.segment_model is not None:  # the classifier on each found action: cut exactly vs as found
+            found = [o for o in outcomes if o[4] in ("hit", "wrong label")]
+            rec = StreamingRecognizer(bundle, diagnosed)
+            cuts = [stream.frames[a:b].transpose(1, 0, 2, 3) for a, b, *_ in found]
+            spans = [stream.frames[pa:pb].transpose(1, 0, 2, 3) for _, _, pa, pb, _ in found]
+            if found:
+                right = np.array([truth[o[0]] for o in found], dtype=object)
+                names = np.array(bundle.action_labels, dtype=object)
+                exact = np.mean(names[rec.predict_segments(cuts).argmax(1)] == right)
+                as_found = np.mean(names[rec.predict_segments(spans).argmax(1)] == right)
+                line += f"; classifier, {len(found)} found: exact cut {exact:.2f}, as found {as_found:.2f}"
+        print(line, flush=True)
     return 0
 
 

@@ -271,3 +271,21 @@ def test_stream_eval_table_means_and_rows():
     assert lines[2].startswith("| **hold**, 2 seeds | 0.750 ± 0.071 | 0.900 ± 0.000 | 0.300 ± 0.141 |")
     assert "20.0% ± 14.1%" in lines[2] and lines[3].startswith("| **smooth**, 1 seeds | 0.600 |")
     assert lines[4].startswith("| hold_s0 (10 clips, 200 s) | 0.700 | 0.900 | 0.200 | 0.500 | 0.80 | 10.0% |")
+
+
+def test_stream_errors_sorts_each_true_action_into_one_outcome():
+    """experiments/stream_errors.py's breakdown: hit, right span but wrong label, split, missed, span off."""
+    from conftest import load_script
+
+    exp = load_script("experiments/stream_errors.py")
+    bg = "no_action"
+    clips = np.array([-1] * 2 + [0] * 10 + [-1] * 2 + [1] * 10 + [-1] * 2 + [2] * 10 + [-1] * 2 + [3] * 10
+                     + [-1] * 2 + [4] * 10 + [-1] * 2)  # fmt: skip
+    truth = np.where(clips < 0, bg, np.array(["a", "b", "a", "b", "a"], dtype=object)[np.maximum(clips, 0)])
+    retro = truth.copy()
+    retro[14:24] = "a"  # clip 1 ("b") found, labelled a
+    retro[26:36] = bg  # clip 2 missed
+    retro[38:48] = ["b"] * 4 + [bg] + ["a"] * 4 + [bg]  # clip 3 in two runs, neither IoU 0.5: split
+    retro[50:62] = ["a"] * 2 + [bg] * 8 + ["a"] * 2  # clip 4: one run covers 2 of its 10 frames: span off
+    got = [o[4] for o in exp.action_outcomes(clips, truth, retro, bg)]
+    assert got == ["hit", "wrong label", "missed", "split", "span off"]
