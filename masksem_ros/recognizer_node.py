@@ -48,7 +48,6 @@ PARAMETERS: dict[str, Any] = {
     "segment_weight": -1.0,  # the segment classifier's share in a segment's label (< 0: the bundle's)
     "latency_frames": -1,  # settled record: frame t gets the answer for t + this (<= lag; < 0: the bundle's)
     "edge_background": -1.0,  # segments: weak action frames at a segment's edges (< 0: the bundle's)
-    "final_views": -1,  # segments: views of an ended segment for its last word (0: off; < 0: the bundle's)
     "top_k": 5,
     "max_persons": 8,
     "track_timeout_s": 2.0,  # forget a person not seen for this long
@@ -63,16 +62,16 @@ PARAMETERS: dict[str, Any] = {
 }
 FROM_BUNDLE = (
     "stride_frames", "score_threshold", "smoothing", "smoothing_alpha", "smoothing_window", "segment_weight",
-    "latency_frames", "edge_background", "final_views",
+    "latency_frames", "edge_background",
 )  # fmt: skip
 FALLBACK = {"stride_frames": 15, "score_threshold": 0.5, "smoothing": "ema", "smoothing_alpha": 0.5,
             "smoothing_window": 5, "segment_weight": 0.0, "latency_frames": 0,
-            "edge_background": 1.0, "final_views": 0}  # fmt: skip
+            "edge_background": 1.0}  # fmt: skip
 SETTING_NAMES = (
     "device", "precision", "backend", "num_threads", "stride_frames", "score_threshold", "smoothing",
     "smoothing_alpha", "smoothing_window", "top_k", "max_persons", "track_timeout_s", "lag_frames",
     "segments", "min_segment_frames", "merge_gap_frames", "provisional", "segment_weight", "latency_frames",
-    "edge_background", "final_views",
+    "edge_background",
 )  # fmt: skip
 # Need a restart (a new model, new subscriptions or timers): refused by `ros2 param set`.
 READ_ONLY = (

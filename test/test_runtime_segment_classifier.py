@@ -187,30 +187,6 @@ def test_running_segments_mix_the_segment_classifiers_answer_on_their_frames(seg
     assert max(seg.shape[1] for seg in asked) >= 28  # the first action: (nearly) all its 30 frames
 
 
-@pytest.mark.parametrize("views", [0, 1, 3])
-def test_an_ended_segment_is_reported_once_more_labelled_from_views_of_its_final_span(seg_bundle, views):
-    """With final_views n, each action that ends (no blip) gets one more settled-kind report spanning
-    exactly its frames (first to last action frame), before the no_action report that ends it; its label
-    is the segment classifier's mean over n views (the k-th without its last 2k frames). The stub
-    classifier says "bow" with probability len/100, so the mean over views is visible in the score."""
-    b, _, _ = seg_bundle
-    rec, asked = _stub_recognizer(b, clip_answer=0, stride_frames=2, lag_frames=4, segments=True,
-                                  min_segment_frames=6, segment_weight=1.0, final_views=views)  # fmt: skip
-    rec.predict_segments = lambda segs: np.array([[1 - s.shape[1] / 100, s.shape[1] / 100] for s in segs])
-    polls, stamps = _feed(rec, STREAM)
-    finals = [(i, r) for i, poll in enumerate(polls) for r in poll
-              if r.label != "no_action" and r.window_end < r.stamp - 4.5 / FPS]  # fmt: skip
-    assert rec.stats["final_reports"] == (2 if views else 0) == len(finals)
-    for (i, r), (first, last) in zip(finals, ((20, 49), (74, 85))):
-        assert (r.window_start, r.window_end) == (pytest.approx(stamps[first]), pytest.approx(stamps[last]))
-        n = last - first + 1
-        lengths = [n - 2 * k for k in range(views)]
-        assert r.score == pytest.approx(max(np.mean(lengths) / 100, 1 - np.mean(lengths) / 100))
-        nxt = polls[i][polls[i].index(r) + 1]  # then the settled report that ends it
-        assert nxt.label == "no_action" and nxt.window_start == pytest.approx(stamps[last + 1])
-    assert rec.stats["windows"] == len(polls)  # a final report is no extra window
-
-
 def test_segment_weight_needs_a_segment_classifier_and_segments_and_a_share_in_0_1(seg_bundle, tmp_path):
     b, dense, _ = seg_bundle
     plain = load_bundle(save_bundle(tmp_path / "p", dense, LABELS, "kinect_v1_20", FPS, T))
@@ -266,7 +242,6 @@ def test_the_tuning_cache_asks_the_segment_classifier_once_per_distinct_segment(
 @pytest.mark.parametrize("name, value, flag, override, fallback", [
     ("segment_weight", 0.5, "--segment-weight", 1.0, 0.0),
     ("edge_background", 0.2, "--edge-background", 0.5, 1.0),
-    ("final_views", 3, "--final-views", 1, 0),
 ])  # fmt: skip
 def test_replay_and_the_ros_node_take_the_bundles_dense_settings_unless_told_otherwise(
     seg_bundle, tmp_path, name, value, flag, override, fallback

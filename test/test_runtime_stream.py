@@ -634,12 +634,6 @@ def test_edge_background_trims_weak_action_chunks_off_both_ends_of_a_segment(edg
     assert p.argmax() == bg and start == (5.0 if edge < 1 else 7.0)
     prev_start, prev_sums, prev_count = seg.prev
     assert prev_start == first and prev_count == (6 if edge < 1 else 12)
-    # its final span, for the final report: first to last frame of its strong part, tail off
-    f_start, f_end, f_probs = seg.finished
-    assert (f_start, f_end) == (first, 4.0 if edge < 1 else 6.0)
-    assert f_probs.argmax() == 0 and f_probs[bg] == 0
-    seg.update(back, 2, 8.0, bg)
-    assert seg.finished is None  # only on the chunk that ended it
     # a segment whose strong part is shorter than min_frames is a blip once its tail is trimmed
     seg = ActionSegment(min_frames=4, edge_background=edge)
     seg.update(back, 2, 10.0, bg)
@@ -647,7 +641,6 @@ def test_edge_background_trims_weak_action_chunks_off_both_ends_of_a_segment(edg
     seg.update(weak, 2, 12.0, bg)
     p, start = seg.update(back, 2, 13.0, bg)
     assert p.argmax() == bg and start == (11.0 if edge < 1 else 13.0)
-    assert (seg.finished is None) == (edge < 1)  # a blip (once its tail is off) has no final span
     with pytest.raises(ConfigError, match=r"edge_background must be in \(0, 1\] \(1: off\), got 0.0"):
         RecognizerSettings(edge_background=0.0).validate()
 
@@ -671,9 +664,9 @@ def test_dense_only_settings_on_a_clip_bundle_are_named_in_a_warning(tmp_path, c
         StreamingRecognizer(load_bundle(path), RecognizerSettings(lag_frames=4, provisional=True))
     assert "lag_frames" in caplog.text and "provisional" in caplog.text and "ignored" in caplog.text
     caplog.clear()
-    with caplog.at_level("WARNING", logger="masksem_core.runtime.recognizer"):  # off values differ from 0
-        StreamingRecognizer(load_bundle(path), RecognizerSettings(edge_background=0.2, final_views=2))
-    assert "'edge_background': 0.2" in caplog.text and "'final_views': 2" in caplog.text
+    with caplog.at_level("WARNING", logger="masksem_core.runtime.recognizer"):  # an off value that is not 0
+        StreamingRecognizer(load_bundle(path), RecognizerSettings(edge_background=0.2, merge_gap_frames=2))
+    assert "'edge_background': 0.2" in caplog.text and "'merge_gap_frames': 2" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="masksem_core.runtime.recognizer"):
         StreamingRecognizer(load_bundle(path), RecognizerSettings())

@@ -70,13 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "segment (1: off)",
     )
     rec.add_argument(
-        "--final-views",
-        type=int,
-        default=None,
-        help="dense bundles, segments: report an ended segment once more, labelled from its final span "
-        "(the segment classifier's mean over this many views, each 2 end frames shorter; 0: off)",
-    )
-    rec.add_argument(
         "--background-bias",
         type=float,
         default=None,
@@ -119,7 +112,6 @@ OVERRIDES = (  # flag -> RecognizerSettings field
     ("latency_frames", "latency_frames"),
     ("background_bias", "background_bias"),
     ("edge_background", "edge_background"),
-    ("final_views", "final_views"),
     ("smoothing", "smoothing"),
     ("smoothing_alpha", "smoothing_alpha"),
     ("smoothing_window", "smoothing_window"),

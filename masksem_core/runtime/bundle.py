@@ -465,7 +465,7 @@ def _input_shape(cfg: ModelConfig) -> tuple[int, int, int]:
 RECOGNIZER_KEYS = (
     "window_frames", "stride_frames", "lag_frames", "latency_frames", "score_threshold", "smoothing",
     "smoothing_alpha", "smoothing_window", "segments", "min_segment_frames", "merge_gap_frames",
-    "edge_background", "final_views", "provisional", "segment_weight", "background_bias",
+    "edge_background", "provisional", "segment_weight", "background_bias",
 )  # fmt: skip
 
 

@@ -100,8 +100,6 @@ class ActionSegment:
     with `edge_background` < 1, an action chunk whose no_action probability is above it does not start
     a segment (it is reported as no_action, with only that column kept), and the run of such chunks at a
     segment's end is reported again as no_action when the segment ends.
-    When a segment ends (and is no blip), `finished` holds its final span and mean probabilities until
-    the next update: the recogniser then labels it once more from exactly those frames.
     """
 
     def __init__(self, min_frames: int = 0, merge_gap: int = 0, edge_background: float = 1.0) -> None:
@@ -116,8 +114,6 @@ class ActionSegment:
         self.count = 0
         self.gap = 0  # background frames since the last segment ended
         self.prev: tuple[float, np.ndarray, int] | None = None  # the last segment: start, sums, count
-        self.end = 0.0  # stamp of the running segment's last frame that is not in its weak tail
-        self.finished: tuple[float, float, np.ndarray] | None = None  # the segment that just ended
         self._clear_tail()
 
     def _clear_tail(self) -> None:
@@ -127,14 +123,11 @@ class ActionSegment:
         self.tail_count = 0
 
     def update(
-        self, probs: np.ndarray, frames: int, start: float, background: int, end: float | None = None
+        self, probs: np.ndarray, frames: int, start: float, background: int
     ) -> tuple[np.ndarray, float]:
-        """Feed one settled chunk's mean probabilities over `frames` frames from stamp `start` to `end`
-        (its last frame; default `start`); returns the probabilities to report (background column zeroed
-        inside an action; a weak action chunk outside one keeps only it) and the stamp the reported span
-        starts at. Sets `finished` when this chunk ended a segment that is no blip."""
-        end = start if end is None else end
-        self.finished = None
+        """Feed one settled chunk's mean probabilities over `frames` frames starting at stamp `start`;
+        returns the probabilities to report (background column zeroed inside an action; a weak action
+        chunk outside one keeps only it) and the stamp the reported span starts at."""
         is_action = int(np.argmax(probs)) != background
         weak = bool(probs[background] > self.edge_background)
         if not is_action or (weak and not self.active):
@@ -153,9 +146,6 @@ class ActionSegment:
             self._clear_tail()
             if self.count < self.min_frames:  # a blip: background over its whole span
                 return probs, self.start
-            final = self.sums / self.count
-            final[background] = 0.0
-            self.finished = (self.start, self.end, final)
             return probs, end
         if not self.active:
             joined = self._joins()  # None or the previous segment, resumed within merge_gap
@@ -173,7 +163,6 @@ class ActionSegment:
             self.tail_count += frames
         else:
             self._clear_tail()
-            self.end = end
         self.sums += probs * frames
         self.count += frames
         out = self.sums / self.count

@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SEGMENT_HISTORY_WINDOWS = 4  # a running segment is classified from at most this many windows of frames
 SEGMENT_MIN_FRAMES = 4  # (and at least min_segment_frames): fewer frames are not a clip
-FINAL_VIEW_STEP_FRAMES = 2  # final_views: each further view of an ended segment drops this many end frames
 
 
 @dataclass
@@ -65,10 +64,6 @@ class RecognizerSettings:
     # segments: action chunks with no_action probability above this neither start a segment nor end one
     # (a segment's weak tail is reported again as no_action when it ends); 1: off
     edge_background: float = 1.0
-    # segments: when an action segment ends, report it once more over its final span (weak tail off),
-    # labelled from exactly those frames; with a segment classifier its answer is the mean over this many
-    # views of the span, each dropping FINAL_VIEW_STEP_FRAMES more of its last frames (0: no final report)
-    final_views: int = 0
     # dense bundles with lag: after each settled report, also report the newest stride's frames from what
     # the windows so far say (a "now" answer the robot can act on; later settled reports replace it); a
     # dual bundle answers them from its causal pass, the settled frames from its bidirectional one
@@ -118,8 +113,6 @@ class RecognizerSettings:
             )
         if self.lag_frames < 0:
             raise ConfigError(f"recognizer.lag_frames must be >= 0, got {self.lag_frames}")
-        if not 0 <= self.final_views <= 8:
-            raise ConfigError(f"recognizer.final_views must be in [0, 8] (0: off), got {self.final_views}")
         if not abs(self.background_bias) <= 20.0:  # NaN fails too
             raise ConfigError(
                 f"recognizer.background_bias must be within [-20, 20], got {self.background_bias}"
@@ -270,7 +263,7 @@ class StreamingRecognizer:
         if not self.bundle.dense:
             off = RecognizerSettings()  # what each dense-only setting is when unused
             names = ("lag_frames", "latency_frames", "segments", "provisional", "background_bias",
-                     "min_segment_frames", "merge_gap_frames", "edge_background", "final_views")  # fmt: skip
+                     "min_segment_frames", "merge_gap_frames", "edge_background")  # fmt: skip
             dense_only = {k: getattr(s, k) for k in names if getattr(s, k) != getattr(off, k)}
             if dense_only:
                 log.warning("recognizer settings %s apply to dense (stream-trained) bundles only; this "
@@ -485,12 +478,12 @@ class StreamingRecognizer:
             self._counts["inference_errors"] += 1
             return []
         with self._lock:
-            answers = []  # [person, probabilities, span, kind, segment views to classify or None]
+            answers = []  # [person, probabilities, span, provisional, segment frames to classify or None]
             for (pid, _), p, now_p, (first, stamps, last, due_since, scores) in zip(
                 due, probs, now_probs, spans
             ):
                 if not self.bundle.dense:
-                    answers.append([pid, p, (stamps[0], stamps[-1], last, due_since), "settled", None])
+                    answers.append([pid, p, (stamps[0], stamps[-1], last, due_since), False, None])
                     continue
                 if scores is None or self.scores.get(pid) is not scores:
                     continue  # the track was dropped while the forward pass ran
@@ -498,7 +491,7 @@ class StreamingRecognizer:
         self._classify_segments(answers)
         done = time.perf_counter()
         with self._lock:
-            return [self._recognition(pid, p, span, done, kind) for pid, p, span, kind, _ in answers]
+            return [self._recognition(pid, p, span, done, prov) for pid, p, span, prov, _ in answers]
 
     def _dense_answers(
         self,
@@ -521,17 +514,12 @@ class StreamingRecognizer:
         segment = self.settings.segments and self.bundle.background_label is not None
         background = len(self.bundle.labels) - 1
         ask = None
-        out = []
         if segment:
             running = self.segments[pid]
-            span_probs, start = running.update(span_probs, frames, start, background, end)
+            span_probs, start = running.update(span_probs, frames, start, background)
             if running.active:
-                ask = self._segment_views(pid, running.start, end, 1)
-            elif running.finished is not None and self.settings.final_views > 0:
-                f_start, f_end, f_probs = running.finished  # its last word, before the no_action report
-                f_ask = self._segment_views(pid, f_start, f_end, self.settings.final_views)
-                out.append([pid, f_probs, (f_start, f_end, last, due_since), "final", f_ask])
-        out.append([pid, span_probs, (start, end, last, due_since), "settled", ask])
+                ask = self._segment_frames(pid, running.start, end)
+        out = [[pid, span_probs, (start, end, last, due_since), False, ask]]
         newest = first + len(stamps) - 1
         if self.settings.provisional and scores.reported < newest:
             # "now": the newest stride's frames (those since the previous window), not the whole lag
@@ -543,11 +531,11 @@ class StreamingRecognizer:
                 running = self.segments[pid]
                 if int(np.argmax(now)) != background:
                     joined = running.joined_start()
-                    ask = self._segment_views(
-                        pid, now_start if joined is None else joined, scores.stamp(newest), 1
+                    ask = self._segment_frames(
+                        pid, now_start if joined is None else joined, scores.stamp(newest)
                     )
                 now = running.peek(now, newest - k0 + 1, background)
-            out.append([pid, now, (now_start, scores.stamp(newest), last, due_since), "provisional", ask])
+            out.append([pid, now, (now_start, scores.stamp(newest), last, due_since), True, ask])
         return out
 
     def _bias(self, probs: np.ndarray) -> np.ndarray:
@@ -559,37 +547,32 @@ class StreamingRecognizer:
         out[len(self.bundle.labels) - 1] *= np.exp(bias)
         return out / out.sum()
 
-    def _segment_views(self, pid: Any, start: float, end: float, views: int) -> list[np.ndarray] | None:
-        """A segment's frames (M, n, V, 3) to classify whole, as `views` arrays (the k-th without its last
-        k x FINAL_VIEW_STEP_FRAMES frames, while a clip's worth remains), or None (no segment classifier
-        in use, or fewer frames than a clip needs)."""
+    def _segment_frames(self, pid: Any, start: float, end: float) -> np.ndarray | None:
+        """A running segment's frames (M, n, V, 3) to classify whole, or None (no segment classifier in
+        use, or fewer frames than a clip needs)."""
         if self.settings.segment_weight <= 0 or pid not in self.history:
             return None
         frames = self.history[pid].between(start, end)
-        least = max(self.settings.min_segment_frames, SEGMENT_MIN_FRAMES)
-        n = frames.shape[1]
-        if n < least:
+        if frames.shape[1] < max(self.settings.min_segment_frames, SEGMENT_MIN_FRAMES):
             return None
-        cuts = [k * FINAL_VIEW_STEP_FRAMES for k in range(views) if n - k * FINAL_VIEW_STEP_FRAMES >= least]
-        return [frames[:, : n - c] for c in cuts]
+        return frames
 
     def _classify_segments(self, answers: list[list[Any]]) -> None:
-        """Mix the segment classifier's answer (the mean over an answer's views) into every answer that
-        asked for one (one batched pass; on failure the dense answers stand)."""
+        """Mix the segment classifier's answer into every answer that asked for one (one batched pass;
+        on failure the dense answers stand)."""
         asked = [a for a in answers if a[4] is not None]
         if not asked:
             return
         try:
-            seg_probs = self.predict_segments([view for a in asked for view in a[4]])
+            seg_probs = self.predict_segments([a[4] for a in asked])
         except Exception:
             if _worth_logging(self._counts["inference_errors"]):
                 log.exception("segment classifier failed for %d segments", len(asked))
             self._counts["inference_errors"] += 1
             return
         w = self.settings.segment_weight
-        bounds = np.cumsum([0] + [len(a[4]) for a in asked])
-        for a, i, j in zip(asked, bounds[:-1], bounds[1:]):
-            a[1] = mix_segment(a[1], seg_probs[i:j].mean(axis=0), w)
+        for a, clip_p in zip(asked, seg_probs):
+            a[1] = mix_segment(a[1], clip_p, w)
 
     @torch.inference_mode()
     def predict_segments(self, segments: list[np.ndarray]) -> np.ndarray:
@@ -684,14 +667,13 @@ class StreamingRecognizer:
         return np.concatenate(out)
 
     def _recognition(
-        self, pid: Any, probs: np.ndarray, span: tuple, done: float, kind: str = "settled"
+        self, pid: Any, probs: np.ndarray, span: tuple, done: float, provisional: bool = False
     ) -> Recognition:
-        """A provisional report (the unsettled newest frames) and a final one (an ended segment's last
-        word) bypass smoothing, whose state follows the settled reports only, and are not counted as
-        windows."""
+        """A provisional report (the unsettled newest frames) bypasses smoothing, whose state follows the
+        settled reports only, and is not counted as a window."""
         start, end, stamp, due_since = span
         start, end = float(start), float(end)
-        if pid in self.smoothers and kind == "settled":
+        if pid in self.smoothers and not provisional:
             smoothed, cls = self.smoothers[pid](probs)
         else:
             smoothed, cls = probs, int(probs.argmax())
@@ -700,11 +682,9 @@ class StreamingRecognizer:
         score = float(smoothed[cls])
         known = score >= self.settings.score_threshold
         latency = (done - due_since) * 1e3 if due_since is not None else float("nan")
-        if kind == "settled":
+        if not provisional:
             self._latencies.append(latency)
             self._counts["windows"] += 1
-        elif kind == "final":
-            self._counts["final_reports"] += 1
         return Recognition(
             person_id=pid,
             label=self.bundle.labels[cls] if known else self.settings.unknown_label,
@@ -748,7 +728,6 @@ class StreamingRecognizer:
             "windows": self._counts["windows"],
             "forward_passes": self._counts["forward_passes"],
             "segment_passes": self._counts["segment_passes"],
-            "final_reports": self._counts["final_reports"],
             "inference_errors": self._counts["inference_errors"],
             "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else float("nan"),
             "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else float("nan"),
