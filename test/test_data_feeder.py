@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.utils.data import DataLoader, DistributedSampler
 
+from masksem_core.config import ConfigError
 from masksem_core.data.arrays import write_split_npz
 from masksem_core.data.augment import (
     bone_stream,
@@ -204,3 +207,44 @@ def test_reads_the_standard_pipelines_file_unchanged():
     assert ds.max_frames == 124 and valid_length(ds.raw_clip(1)) == 70
     x, y = ds[1]
     assert x.shape == (3, 64, 25, 2) and y == 57 and x[..., 1].abs().sum() > 0  # the two-person sample
+
+
+@given(st.integers(1, 60), st.floats(0.0, 0.5), st.integers(0, 2**31))
+@settings(max_examples=60, deadline=None)
+def test_span_jitter_crops_or_holds_each_end_within_its_reach(valid, fraction, seed):
+    """Each end of the valid part moves by at most fraction x valid frames: inward it cuts real frames,
+    outward it repeats the edge pose; what stays in between is the clip's own frames in order."""
+    from masksem_core.data.augment import jitter_span
+
+    t = np.arange(1, valid + 1, dtype=np.float32)
+    data = np.broadcast_to(t[None, :, None, None], (3, valid, 2, 1)).copy()  # frame k holds the value k + 1
+    out, n = jitter_span(data, valid, fraction, np.random.default_rng(seed))
+    assert out.shape == (3, n, 2, 1) and n >= 1
+    frames = out[0, :, 0, 0]
+    reach = round(fraction * valid) + 1
+    assert abs(n - valid) <= 2 * reach
+    body = np.unique(frames)  # the clip's frames kept, consecutive, each once apart from the held edges
+    assert np.array_equal(body, np.arange(body[0], body[-1] + 1))
+    assert np.all(np.diff(frames) >= 0) and body[0] <= reach and body[-1] >= valid - reach
+    if fraction == 0:
+        assert np.array_equal(out, data)
+
+
+def test_span_jitter_reaches_the_training_clips_only(tmp_path):
+    """data.span_jitter changes what a training item holds (and is validated); evaluation items are
+    untouched."""
+    from masksem_core.train.config import DataConfig
+
+    with pytest.raises(ConfigError, match=r"span_jitter must be in \[0, 0.5\], got 0.7"):
+        DataConfig(span_jitter=0.7).validate()
+    npz = _write(tmp_path / "d.npz", [40, 30, 50], [0, 1, 0])
+
+    def items(train: bool, jitter: float | None) -> list[np.ndarray]:
+        clips = SkeletonClips(npz, num_frames=16, train=train, rotate=False, min_crop_frames=300,
+                              span_jitter=jitter)  # fmt: skip  (crop off: only the jitter moves the span)
+        torch.manual_seed(0)
+        return [clips[i][0].numpy() for i in range(3)]
+
+    for a, b in zip(items(False, 0.3), items(False, None)):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(items(True, 0.3), items(True, None)))

@@ -89,6 +89,27 @@ def crop_and_resize(
     return resize_frames(seg, num_frames)
 
 
+def jitter_span(
+    data: np.ndarray, valid_len: int, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, int]:
+    """Move each end of the valid part of `(C, T, V, M)` by a whole number of frames drawn from
+    U[-fraction, fraction] x valid_len: inward crops it, outward holds the edge pose for that many frames
+    (as a person stands still before or after an action). A clip classifier trained so is meant to name
+    an action on the span a stream recogniser found, which starts and ends a few frames off the truth.
+    Returns the new clip (its frames all valid) and its length; at least one frame is kept."""
+    if valid_len <= 0 or fraction <= 0:
+        return data, valid_len
+    reach = fraction * valid_len
+    head, tail = (int(round(x)) for x in rng.uniform(-reach, reach, 2))  # > 0 outward: hold; < 0: crop
+    first = min(max(-head, 0), valid_len - 1)
+    last = max(valid_len - max(-tail, 0), first + 1)  # exclusive end of the kept frames
+    kept = data[:, first:last]
+    before = np.repeat(kept[:, :1], max(head, 0), axis=1)
+    after = np.repeat(kept[:, -1:], max(tail, 0), axis=1)
+    out = np.concatenate([before, kept, after], axis=1)
+    return out, out.shape[1]
+
+
 def rotation_matrix(angles: np.ndarray) -> np.ndarray:
     """The reference's Rz @ Ry @ Rx for Euler angles (x, y, z) in radians."""
     cx, cy, cz = np.cos(angles)

@@ -20,6 +20,7 @@ from masksem_core.data.arrays import open_npz_member, read_sidecar
 from masksem_core.data.augment import (
     bone_stream,
     crop_and_resize,
+    jitter_span,
     random_rotation,
     valid_length,
     velocity_stream,
@@ -78,6 +79,7 @@ class SkeletonClips(Dataset):
         p_range: tuple[float, float] = (0.5, 1.0),
         test_crop: float = 0.95,
         rotate_theta: float = 0.3,
+        span_jitter: float | None = None,
     ):
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -90,6 +92,7 @@ class SkeletonClips(Dataset):
         self.min_crop_frames, self.min_crop_fraction = min_crop_frames, min_crop_fraction
         self.stream, self.mmap = stream, mmap
         self.p_range, self.test_crop, self.rotate_theta = p_range, test_crop, rotate_theta
+        self.span_jitter = span_jitter
         y = np.asarray(open_npz_member(self.path, f"y_{split}", mmap=False))
         self.all_labels = np.argmax(y, axis=1).astype(np.int64) if y.ndim == 2 else y.astype(np.int64)
         x = open_npz_member(self.path, f"x_{split}", mmap=True)
@@ -158,9 +161,12 @@ class SkeletonClips(Dataset):
         data = self.raw_clip(index)
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
         p_range = self.p_range if self.train else None
+        valid = valid_length(data)
+        if self.train and self.span_jitter:
+            data, valid = jitter_span(data[:, :valid], valid, self.span_jitter, rng)
         data = crop_and_resize(
             data,
-            valid_length(data),
+            valid,
             self.num_frames,
             p_range=p_range,
             centre_p=self.test_crop,

@@ -24,6 +24,9 @@ class DataConfig:
     # min_crop_frames fixes it (the NTU/PKU reference recipes set 64), min_crop_fraction makes it a share.
     min_crop_frames: int | None = None
     min_crop_fraction: float | None = None
+    # training clips' ends each move by up to this share of their length before the crop (inward: cut,
+    # outward: the edge pose held), as a stream recogniser's spans do (issue 17); None: off
+    span_jitter: float | None = None
     stream: Literal["joint", "bone", "velocity"] = "joint"
     label_fraction: float | None = None
     label_seed: int = 0
@@ -40,6 +43,8 @@ class DataConfig:
     def validate(self) -> None:
         if self.rotate_theta < 0:
             raise ConfigError(f"data.rotate_theta must be >= 0 radians, got {self.rotate_theta}")
+        if self.span_jitter is not None and not 0.0 <= self.span_jitter <= 0.5:
+            raise ConfigError(f"data.span_jitter must be in [0, 0.5], got {self.span_jitter}")
         if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.val_names is not None:

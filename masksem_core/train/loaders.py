@@ -50,6 +50,7 @@ def make_dataset(
         rotate_theta=d.rotate_theta,
         min_crop_frames=d.min_crop_frames,
         min_crop_fraction=d.min_crop_fraction,
+        span_jitter=d.span_jitter,
         label_fraction=label_fraction,
         label_seed=d.label_seed,
         stream=d.stream,
