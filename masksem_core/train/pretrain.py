@@ -6,6 +6,7 @@ import time
 from functools import partial
 from typing import Any
 
+from masksem_core.config import ConfigError
 from masksem_core.model import MaskSemPretrainer
 from masksem_core.train import checkpoint as ckpt
 from masksem_core.train.config import ExperimentConfig
@@ -27,6 +28,11 @@ from masksem_core.train.run_env import (
 
 
 def pretrain(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
+    if cfg.masking.strategy == "semantic" and cfg.masking.momentum == 1.0 and not cfg.run.init_from:
+        raise ConfigError(
+            "masking.momentum=1.0 keeps the teacher frozen where it starts: without run.init_from (a "
+            "pre-trained checkpoint, e.g. MAMP's) that is a random network and its Grad-CAM means nothing"
+        )
     env = setup_run(cfg)
     model = MaskSemPretrainer(cfg.model, cfg.masking, cfg.target).to(env.device)
     init_record = None
