@@ -86,13 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     diagnosed = RecognizerSettings.from_bundle(bundle, **json.loads(a.set))
     plain = RecognizerSettings.from_bundle(bundle, top_k=len(bundle.labels))
     plain.stride_frames, plain.lag_frames = diagnosed.stride_frames, diagnosed.lag_frames
-    cache = tuning.CachedPredict(StreamingRecognizer(bundle, plain).predict)
+    recognizers = [StreamingRecognizer(bundle, settings) for settings in (diagnosed, plain)]
+    cache = tuning.CachedPredict(recognizers[1].predict)
+    for rec in recognizers:  # one pair for every stream: stream_recognitions resets them
+        rec.predict = cache  # type: ignore[method-assign]
     for stream in streams:
-        runs = []
-        for settings in (diagnosed, plain):
-            rec = StreamingRecognizer(bundle, settings)
-            rec.predict = cache  # type: ignore[method-assign]
-            runs.append(tuning.stream_recognitions(rec, stream))
+        runs = [tuning.stream_recognitions(rec, stream) for rec in recognizers]
         iv = stream.intervals
         truth, _ = metrics.truth_frames(
             stream.stamps, np.full(len(stream.stamps), tuning.PERSON, dtype=object),
@@ -122,17 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         kinds = ("hit", "wrong label", "split", "missed", "span off")
         tally = ", ".join(f"{k} {sum(o[4] == k for o in outcomes)}" for k in kinds)
         line = f"  {len(outcomes)} actions: {tally}"
-        if bundle.segment_model is not None:  # the classifier on each found action: cut exactly vs as found
-            found = [o for o in outcomes if o[4] in ("hit", "wrong label")]
-            rec = StreamingRecognizer(bundle, diagnosed)
+        found = [o for o in outcomes if o[4] in ("hit", "wrong label")]
+        if bundle.segment_model is not None and found:  # the classifier on each found action: exact vs found
+            classify = recognizers[0].predict_segments
+            right = np.array([truth[o[0]] for o in found], dtype=object)
+            names = np.array(bundle.action_labels, dtype=object)
             cuts = [stream.frames[a:b].transpose(1, 0, 2, 3) for a, b, *_ in found]
             spans = [stream.frames[pa:pb].transpose(1, 0, 2, 3) for _, _, pa, pb, _ in found]
-            if found:
-                right = np.array([truth[o[0]] for o in found], dtype=object)
-                names = np.array(bundle.action_labels, dtype=object)
-                exact = np.mean(names[rec.predict_segments(cuts).argmax(1)] == right)
-                as_found = np.mean(names[rec.predict_segments(spans).argmax(1)] == right)
-                line += f"; classifier, {len(found)} found: exact cut {exact:.2f}, as found {as_found:.2f}"
+            exact = np.mean(names[classify(cuts).argmax(1)] == right)
+            as_found = np.mean(names[classify(spans).argmax(1)] == right)
+            line += f"; classifier, {len(found)} found: exact cut {exact:.2f}, as found {as_found:.2f}"
         print(line, flush=True)
     return 0
 

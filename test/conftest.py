@@ -28,6 +28,19 @@ def load_script(relative: str, name: str | None = None) -> ModuleType:
     return module
 
 
+@pytest.fixture
+def isolated_script(monkeypatch: pytest.MonkeyPatch):
+    """`load_script` for scripts that change the interpreter (sys.path, sys.modules): both are restored
+    after the test."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+    def load(relative: str) -> ModuleType:
+        monkeypatch.setitem(sys.modules, Path(relative).stem.replace(".", "_"), None)  # removed afterwards
+        return load_script(relative)
+
+    return load
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared/data, or skip the test with the reason when it is absent."""
     path = SHARED_DATA.joinpath(*parts)

@@ -117,19 +117,13 @@ def test_exponent_floats_without_a_dot_are_numbers_not_strings():
         load_experiment("nwucla_linprobe", ["optim.lr=fast"])
 
 
-def test_the_masksem_continuation_recipe_is_the_row_issue_19_measured(monkeypatch):
+def test_the_masksem_continuation_recipe_is_the_row_issue_19_measured(isolated_script):
     """nwucla_masksem_continue must be exactly experiments/nwucla_continue.py's masksem_frozen_teacher row
     (the configuration the table chose), and refuse to start without the checkpoint its teacher is."""
-    import sys
-
-    from conftest import load_script
-
     from masksem_core.config import ConfigError
     from masksem_core.train.pretrain import pretrain
 
-    monkeypatch.setitem(sys.modules, "nwucla_continue", None)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    exp = load_script("experiments/nwucla_continue.py")
+    exp = isolated_script("experiments/nwucla_continue.py")
     row = exp.ROWS["masksem_frozen_teacher"].pretrain
     measured = load_experiment("nwucla_pretrain", [*row, "optim.epochs=100", "optim.warmup_epochs=10"])
     recipe = load_experiment("nwucla_masksem_continue", [])

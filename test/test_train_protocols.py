@@ -320,17 +320,11 @@ def test_a_dual_stream_model_trains_both_passes_and_is_scored_bidirectionally(
 
 
 def test_continuation_table_reports_continuation_and_extra_fine_tune_seeds_apart(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, isolated_script
 ) -> None:
     """Issue 19's table: the fine-tune column is the spread over continuation seeds (each fine-tuned with
     its own seed); extra fine-tune seeds of one continuation (finetune_f<F>) are a separate column."""
-    import sys
-
-    from conftest import load_script
-
-    monkeypatch.setitem(sys.modules, "nwucla_continue", None)  # restored (removed) after the test
-    monkeypatch.setattr(sys, "path", list(sys.path))  # it puts experiments/ on the path
-    exp = load_script("experiments/nwucla_continue.py")
+    exp = isolated_script("experiments/nwucla_continue.py")  # it puts experiments/ on sys.path
     rows = []
     for seed, ft in ((0, 80.0), (1, 84.0), (2, 82.0)):
         rows.append({"name": "mamp_continued", "seed": seed, "pretrain_s": 100.0, "linear_top1": 60.0 + seed,
